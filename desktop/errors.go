@@ -1,6 +1,7 @@
 package desktop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -91,6 +92,9 @@ func Errorf(code, format string, args ...any) *Error {
 // Class returns the class sentinel of err, or ErrInternal when err carries no
 // class.
 func Class(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return ErrTimeout
+	}
 	for _, c := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrUnavailable, ErrTimeout, ErrUnauthorized, ErrTooLarge} {
 		if errors.Is(err, c) {
 			return c

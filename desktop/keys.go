@@ -106,29 +106,30 @@ var keysymName = sync.OnceValue(func() map[Keysym]string {
 })
 
 // ParseCombo splits a key combination written with "+" ("ctrl+shift+t",
-// "ctrl++") into key names. A lone "+" is the plus key.
+// "ctrl++") into key names. A "+" that follows a separator, or stands alone,
+// is the plus key.
 func ParseCombo(s string) []string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil
-	}
 	var out []string
-	for s != "" {
-		i := strings.IndexByte(s, '+')
-		switch {
-		case i < 0:
-			out = append(out, s)
-			s = ""
-		case i == 0: // "+" as a key: "ctrl++" or "+"
-			out = append(out, "plus")
-			s = strings.TrimPrefix(s[1:], "+")
-		default:
-			out = append(out, strings.TrimSpace(s[:i]))
-			s = s[i+1:]
-			if s == "" { // trailing "+": "ctrl+" means ctrl and plus
-				out = append(out, "plus")
-			}
+	tok := ""
+	afterSep := false
+	for _, r := range s {
+		if r != '+' {
+			tok += string(r)
+			continue
 		}
+		if t := strings.TrimSpace(tok); t != "" {
+			out = append(out, t)
+			afterSep = true
+		} else {
+			out = append(out, "plus")
+			afterSep = false
+		}
+		tok = ""
+	}
+	if t := strings.TrimSpace(tok); t != "" {
+		out = append(out, t)
+	} else if afterSep {
+		out = append(out, "plus")
 	}
 	return out
 }

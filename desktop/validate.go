@@ -341,8 +341,12 @@ func checkKeys(keys []string, name string) error {
 }
 
 func checkDuration(ms int, required bool) error {
-	if ms < 0 || ms > MaxDurationMS || (required && ms == 0) {
-		return invalid(CodeInvalid, "duration_ms", "duration_ms must be 1 to %d, got %d", MaxDurationMS, ms)
+	lo := 0
+	if required {
+		lo = 1
+	}
+	if ms < lo || ms > MaxDurationMS {
+		return invalid(CodeInvalid, "duration_ms", "duration_ms must be %d to %d, got %d", lo, MaxDurationMS, ms)
 	}
 	return nil
 }

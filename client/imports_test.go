@@ -1,0 +1,24 @@
+package client
+
+import (
+	"go/build"
+	"strings"
+	"testing"
+)
+
+// TestImports checks that the SDK and its fake use only the standard
+// library and package desktop, so that users do not pull in the server.
+func TestImports(t *testing.T) {
+	for _, dir := range []string{".", "clienttest"} {
+		pkg, err := build.ImportDir(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range pkg.Imports {
+			first, _, _ := strings.Cut(imp, "/")
+			if strings.Contains(first, ".") && imp != "github.com/cubicle-dev/cubicle/desktop" {
+				t.Errorf("package %s imports %s; it may use only the standard library and package desktop", pkg.ImportPath, imp)
+			}
+		}
+	}
+}

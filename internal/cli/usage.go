@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cubicle-dev/cubicle/client"
+)
+
+// verbs lists the client verbs in the order of the usage text.
+func verbs() []*verb {
+	return []*verb{
+		{"screenshot", "[-o FILE|-] [--format png|jpeg] [--quality N] [--region X,Y,W,H] [--width N] [--height N] [--cursor]",
+			"capture the screen to a PNG or JPEG file (-o FILE, \"-\" for standard output)", setupScreenshot},
+		{"click", "[X Y] [--button B] [--double|--triple|--count N] [--modifiers K,K]",
+			"click at X Y, or where the pointer is", setupClick},
+		{"move", "X Y", "move the pointer to X Y", setupMove},
+		{"mousedown", "[X Y] [--button B]", "press a mouse button and keep it down", setupMouseButton("mousedown")},
+		{"mouseup", "[X Y] [--button B]", "release a mouse button", setupMouseButton("mouseup")},
+		{"drag", "X1 Y1 X2 Y2 [X Y]... [--button B] [--modifiers K,K]",
+			"press a button at X1 Y1, move through the points and release it at the last", setupDrag},
+		{"scroll", "up|down|left|right [N]", "turn the mouse wheel N clicks (default 1) where the pointer is", setupScroll},
+		{"type", "TEXT|- [--paste]", "type TEXT, or standard input for \"-\"", setupType},
+		{"key", "COMBO [COMBO]...", "press key combinations such as ctrl+l or Return, one after the other", setupKey},
+		{"cursor", "", "print the pointer position", setupCursor},
+		{"screen", "", "print the screen size", setupScreen},
+		{"windows", "[--class C] [--title T]", "list the application windows", setupWindows},
+		{"window-title", "ID", "print the title of a window", setupWindowTitle},
+		{"focus", "ID", "raise a window and give it the keyboard focus", setupFocus},
+		{"launch", "APP [URI] | --command -- ARGV...", "start an application by .desktop name, or a program by argv; print its pid", setupLaunch},
+		{"open", "TARGET", "open a file or URL with its default application; print the pid", setupOpen},
+		{"clipboard", "[set TEXT|-]", "print the text on the clipboard, or set it", setupClipboard},
+		{"wait", "MS", "pause the desktop for MS milliseconds, in order with other calls", setupWait},
+		{"do", "FILE.json|- [--screenshot-out FILE]", "run a batch of actions from a JSON file and print the results", setupDo},
+		{"ready", "[--wait DURATION]", "report whether the desktop is ready, or wait until it is", setupReady},
+	}
+}
+
+func findVerb(name string) *verb {
+	for _, v := range verbs() {
+		if v.name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// isCommonFlag reports whether name is one of the flags every verb has.
+func isCommonFlag(name string) bool {
+	switch name {
+	case "agent", "token", "json", "timeout":
+		return true
+	}
+	return false
+}
+
+// mainUsage is the text of "cubicle help".
+func mainUsage() string {
+	var b strings.Builder
+	b.WriteString(`cubicle drives a Cubicle desktop through its agent: screenshots, mouse,
+keyboard, windows and applications.
+
+usage: cubicle VERB [ARGUMENTS] [FLAGS]
+
+Verbs:
+`)
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	for _, v := range verbs() {
+		fmt.Fprintf(tw, "  %s\t%s\n", v.name, v.summary)
+	}
+	fmt.Fprintf(tw, "  %s\t%s\n", "help", "print this text, or the usage and flags of one verb: cubicle help VERB")
+	_ = tw.Flush()
+	b.WriteString(`
+The desktop side: "cubicle agent" runs the agent of one desktop (cubicle agent
+-h shows how), and "cubicle version" prints the version.
+`)
+	fmt.Fprintf(&b, `
+Flags of every verb:
+  --agent URL      the agent (default $%s, else %s)
+  --token TOKEN    its access token (default $%s)
+  --json           print machine-readable JSON
+  --timeout D      limit for each call to the agent (default 30s)
+
+Coordinates are whole pixels from the top left corner. Flags and arguments
+may come in any order; "--" ends the flags. Exit status: 0 done, 1 a call
+failed, 2 bad or missing arguments.
+`, envAgentURL, client.DefaultAgentURL, envToken)
+	return b.String()
+}
+
+// verbHelp is the text of "cubicle help VERB": usage line, summary, flags.
+func verbHelp(v *verb) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: %s\n\n%s.\n", v.usage(), capitalize(v.summary))
+	if d := verbDetails(v.name); d != "" {
+		b.WriteString("\n" + d)
+	}
+	fs := flag.NewFlagSet(v.name, flag.ContinueOnError)
+	v.setup(fs)
+	var lines []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if isCommonFlag(f.Name) {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		left := dashed(f.Name)
+		if name != "" {
+			left += " " + strings.ToUpper(name)
+		}
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		lines = append(lines, "  "+left+"\t"+usage+"\n")
+	})
+	if len(lines) > 0 {
+		b.WriteString("\nFlags:\n")
+		tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+		for _, l := range lines {
+			fmt.Fprint(tw, l)
+		}
+		_ = tw.Flush()
+	}
+	b.WriteString("\nFlags of every verb: --agent URL, --token TOKEN, --json, --timeout D (see cubicle help).\n")
+	return b.String()
+}
+
+// verbDetails is what a verb's help says beyond its summary.
+func verbDetails(name string) string {
+	switch name {
+	case "screenshot":
+		return `It prints the file's path, format, size and length; with -o - the picture
+goes to standard output and nothing else is printed.
+`
+	case "click":
+		return `Examples: cubicle click 640 400 --double
+          cubicle click --button right --modifiers ctrl
+`
+	case "drag":
+		return `Example: cubicle drag 100 100 400 300
+`
+	case "type":
+		return `The text is typed exactly as given, newlines included; --paste is quicker
+for long text.
+`
+	case "key":
+		return `Key names are X keysym names (Return, Page_Down, F5) or aliases (enter,
+ctrl, cmd, esc, page_down); a lone + is the plus key.
+Example: cubicle key ctrl+a Delete
+`
+	case "windows":
+		return `GEOMETRY is WIDTHxHEIGHT+X+Y.
+`
+	case "window-title", "focus":
+		return `ID is decimal or 0x hex, as "cubicle windows" shows it.
+`
+	case "launch":
+		return `Examples: cubicle launch firefox-esr https://example.com
+          cubicle launch --command -- xterm -e top
+`
+	case "clipboard":
+		return `With "set -" the text comes from standard input.
+`
+	case "wait":
+		return `MS may also be a duration such as 1.5s; at most 60000.
+`
+	case "do":
+		return `FILE holds a batch, {"actions": [...], "settle": {"quiet_ms": 100},
+"screenshot": {"format": "png"}}, or just an array of actions:
+  [{"type": "click", "x": 10, "y": 20}, {"type": "type", "text": "hi"}]
+The batch stops at the first action that fails; those that ran are printed.
+`
+	case "ready":
+		return `The exit status is 0 when the desktop is ready and 1 when it is not.
+`
+	}
+	return ""
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// runHelp prints the main usage, or one verb's.
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		fmt.Fprint(stdout, mainUsage())
+		return exitOK
+	case 1:
+		if v := findVerb(args[0]); v != nil {
+			fmt.Fprint(stdout, verbHelp(v))
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "cubicle: help: unknown verb %q\nrun \"cubicle help\" for the list of verbs\n", args[0])
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "cubicle: help: takes at most one verb, got %d arguments\nusage: cubicle help [VERB]\n", len(args))
+	return exitUsage
+}
