@@ -21,17 +21,17 @@ var (
 
 // Stable error codes. They are part of the wire contract: add, never rename.
 const (
-	CodeBadRequest    = "bad_request"     // the body is not valid JSON or has unknown fields
+	CodeBadRequest    = "bad_request" // the body is not valid JSON or has unknown fields
 	CodeInvalid       = "invalid_argument"
 	CodeUnknownAction = "unknown_action"
 	CodeOutOfBounds   = "out_of_bounds"
 	CodeUnknownKey    = "unknown_key"
 	CodeUnknownButton = "unknown_button"
 	CodeTextTooLong   = "text_too_long"
-	CodeTooLarge      = "too_large"       // the request body is over the limit
+	CodeTooLarge      = "too_large" // the request body is over the limit
 	CodeNotFound      = "not_found"
 	CodeConflict      = "conflict"
-	CodeNotReady      = "not_ready"       // the desktop is still starting
+	CodeNotReady      = "not_ready" // the desktop is still starting
 	CodeUnavailable   = "unavailable"
 	CodeTimeout       = "timeout"
 	CodeUnauthorized  = "unauthorized"

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -45,7 +46,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		glx         = fs.Bool("glx", false, "keep Xvfb's GLX extension (costs ~35 MB per desktop; XFCE and Firefox run without it)")
 		session     = fs.String("session", display.SessionXFCE, "desktop session: xfce or none (a bare X server)")
 		attach      = fs.Bool("attach", false, "drive an X server that already runs on --display instead of starting one")
-		userName    = fs.String("user", "", "run the session and launched apps as this user (needs root)")
+		userName    = fs.String("user", "", "run the session and launched apps as this user, in its home (needs root)")
+		home        = fs.String("home", "", "home directory of the desktop when --user is not given (default ~/.local/share/cubicle/home)")
 		token       = fs.String("token", os.Getenv("CUBICLE_AGENT_TOKEN"), "access token required on every request (default $CUBICLE_AGENT_TOKEN)")
 		maxText     = fs.Int("max-text", desktop.DefaultMaxText, "longest text one action may type, in characters")
 		vncPort     = fs.Int("vnc-port", 5900, "loopback port of the VNC server started on demand")
@@ -87,8 +89,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 			GLX: *glx, Session: *session, VNCPort: *vncPort,
 		},
 	}
-	if *userName != "" {
-		u, err := lookupUser(*userName)
+	if !*attach {
+		u, err := desktopUser(*userName, *home)
 		if err != nil {
 			fmt.Fprintf(stderr, "cubicle agent: %v\n", err)
 			return 2
@@ -160,11 +162,47 @@ func parseResolution(s string) (int, int, error) {
 	return w, h, nil
 }
 
+// desktopUser is the account the desktop runs as: --user in its own home,
+// or this process in a home of the desktop's own, so the session's settings
+// and files never mix with those of the person running the agent.
+func desktopUser(name, home string) (*display.User, error) {
+	if name != "" {
+		if home != "" {
+			return nil, fmt.Errorf("--home goes without --user: a user's desktop lives in that user's home")
+		}
+		return lookupUser(name)
+	}
+	u, err := user.Current()
+	if err != nil {
+		return nil, fmt.Errorf("look up the current user: %w", err)
+	}
+	if home == "" {
+		base := os.Getenv("XDG_DATA_HOME")
+		if base == "" {
+			base = filepath.Join(u.HomeDir, ".local", "share")
+		}
+		home = filepath.Join(base, "cubicle", "home")
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("--home %s: %w", home, err)
+	}
+	du, err := fromOSUser(u)
+	if err != nil {
+		return nil, err
+	}
+	du.Home = home
+	return du, nil
+}
+
 func lookupUser(name string) (*display.User, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("--user %q: %v (create the user first, e.g. useradd -m %s)", name, err, name)
 	}
+	return fromOSUser(u)
+}
+
+func fromOSUser(u *user.User) (*display.User, error) {
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	du := &display.User{UID: uint32(uid), GID: uint32(gid), Name: u.Username, Home: u.HomeDir}

@@ -128,6 +128,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return desktop.Errorf(desktop.CodeBadRequest, "request body is empty; send a JSON object")
 		case errors.As(err, &syntax):
 			return desktop.Errorf(desktop.CodeBadRequest, "request body is not valid JSON: %v (at byte %d)", err, syntax.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return desktop.Errorf(desktop.CodeBadRequest, "request body is not valid JSON: it ends in the middle of a value")
 		case errors.As(err, &typeErr):
 			return &desktop.Error{Code: desktop.CodeBadRequest, Index: -1, Field: typeErr.Field,
 				Message: fmt.Sprintf("field %q must be %s, not a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jezek/xgb/xproto"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -279,6 +281,15 @@ func TestXFCESession(t *testing.T) {
 	a := &atoms{xc: xc}
 	waitFor(t, "the xfce4-panel window and a window manager", func() bool { return panelUp(xc, a) })
 
+	// The compositor is off: what apps draw is on the screen at once.
+	cm, err := xproto.InternAtom(xc, false, uint16(len("_NET_WM_CM_S0")), "_NET_WM_CM_S0").Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner, err := xproto.GetSelectionOwner(xc, cm.Atom).Reply(); err != nil || owner.Owner != 0 {
+		t.Errorf("a compositing manager owns _NET_WM_CM_S0 (%v, %v); xfwm4 compositing should be off", owner, err)
+	}
+
 	var names []string
 	for _, p := range s.Status() {
 		names = append(names, p.Name)
@@ -334,10 +345,17 @@ func TestXFCESessionAsUser(t *testing.T) {
 	}
 	const nobody = 65534
 	home := tempHome(t, nobody, nobody)
-	s := startDesktop(t, Config{User: &User{UID: nobody, GID: nobody, Name: "nobody", Home: home}})
+	s := startDesktop(t, Config{User: &User{UID: nobody, GID: nobody, Name: "nobody", Home: home}, VNCPort: freePort(t)})
 	xc := xconn(t, s.cfg.Display)
 	a := &atoms{xc: xc}
 	waitFor(t, "the xfce4-panel window and a window manager", func() bool { return panelUp(xc, a) })
+	if _, err := exec.LookPath("x11vnc"); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		if _, err := s.StartVNC(ctx, VNCOptions{}); err != nil {
+			t.Errorf("StartVNC as nobody: %v", err)
+		}
+	}
 	n := 0
 	for _, pid := range taggedPIDs(s.ID()) {
 		uid, err := procUID(pid)

@@ -49,8 +49,7 @@ func (p *proc) exited() bool {
 func (p *proc) lastOutput() string {
 	p.tailMu.Lock()
 	defer p.tailMu.Unlock()
-	s := strings.Join(strings.Fields(string(p.tail)), " ")
-	return s
+	return strings.Join(strings.Fields(string(p.tail)), " ")
 }
 
 // exitError describes how p ended, with its last output.

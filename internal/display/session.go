@@ -168,17 +168,32 @@ const sessionDefaults = `<?xml version="1.0" encoding="UTF-8"?>
 </channel>
 `
 
-// writeSessionDefaults puts sessionDefaults in a configuration directory
-// under the runtime directory and returns that directory. Xfconf merges it
-// over the system's defaults; the user's own settings still win.
+// wmDefaults turn xfwm4's compositor off: with it, what an app draws
+// reaches the screen only when the compositor repaints, a few milliseconds
+// later, and every frame costs CPU twice. Agents want the screen to show
+// what was drawn as soon as it was drawn.
+const wmDefaults = `<?xml version="1.0" encoding="UTF-8"?>
+<channel name="xfwm4" version="1.0">
+  <property name="general" type="empty">
+    <property name="use_compositing" type="bool" value="false"/>
+  </property>
+</channel>
+`
+
+// writeSessionDefaults puts sessionDefaults and wmDefaults in a
+// configuration directory under the runtime directory and returns that
+// directory. Xfconf merges it over the system's defaults; the user's own
+// settings still win.
 func writeSessionDefaults(runtimeDir string) (string, error) {
 	dir := filepath.Join(runtimeDir, "xdg")
 	xml := filepath.Join(dir, "xfce4", "xfconf", "xfce-perchannel-xml")
 	if err := os.MkdirAll(xml, 0o755); err != nil {
 		return "", fmt.Errorf("display: session defaults: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(xml, "xfce4-session.xml"), []byte(sessionDefaults), 0o644); err != nil {
-		return "", fmt.Errorf("display: session defaults: %w", err)
+	for name, body := range map[string]string{"xfce4-session.xml": sessionDefaults, "xfwm4.xml": wmDefaults} {
+		if err := os.WriteFile(filepath.Join(xml, name), []byte(body), 0o644); err != nil {
+			return "", fmt.Errorf("display: session defaults: %w", err)
+		}
 	}
 	return dir, nil
 }

@@ -5,11 +5,12 @@ import (
 	"compress/flate"
 	"compress/zlib"
 	"encoding/binary"
-	"hash/crc32"
 	"errors"
 	"fmt"
 	"hash/adler32"
+	"hash/crc32"
 	"io"
+	"math"
 	"testing"
 
 	"github.com/cubicle-dev/cubicle/desktop"
@@ -33,6 +34,10 @@ func TestEncodeDecodesToInput(t *testing.T) {
 		{"gradient", gradientFrame(200, 150)},
 		{"text-like", textFrame(320, 200, 3)},
 		{"desktop capture", loadFrame(t, "desktop-1024x768.png")},
+		{"firefox capture", loadFrame(t, "firefox-1024x768.png")},
+		{"repeated text rows", repeatFrame(textFrame(90, 20, 8), 3)},
+		{"repeated noise rows", repeatFrame(noiseFrame(33, 20, 9), 4)},
+		{"repeated gradient rows", repeatFrame(gradientFrame(64, 30), 2)},
 		{"1x1", noiseFrame(1, 1, 2)},
 		{"3x7", noiseFrame(3, 7, 3)},
 		{"1x100", gradientFrame(1, 100)},
@@ -270,6 +275,23 @@ func TestResetForgetsTheCache(t *testing.T) {
 	}
 	if got, want := e.Stats(), (Stats{Strips: 5, Encoded: 5}); got != want {
 		t.Errorf("Stats: got %+v, want %+v", got, want)
+	}
+}
+
+func TestOptionsOutOfRangeWork(t *testing.T) {
+	f := textFrame(70, 50, 4)
+	for _, o := range []Options{
+		{StripHeight: -3, Level: -5, Workers: -1},
+		{StripHeight: math.MaxInt, Level: 42, Workers: 1000},
+	} {
+		e := New(o)
+		out, err := e.Encode(nil, f, nil)
+		if err != nil {
+			t.Fatalf("%+v: Encode: %v", o, err)
+		}
+		if d := decodeDiff(out, f); d != "" {
+			t.Errorf("%+v: %s", o, d)
+		}
 	}
 }
 

@@ -11,9 +11,11 @@ import (
 	"testing"
 )
 
-// Test frames. The desktop captures in testdata/ are real screens: Xvfb with
-// an XFCE session (default wallpaper, panels) and xfce4-terminal showing a
-// coloured `ls -la /usr/bin`, saved with `import -window root`.
+// Test frames. The captures in testdata/ are real screens, saved with
+// `import -window root` from Xvfb running an XFCE session (default
+// wallpaper, panels): desktop-*.png with xfce4-terminal showing a coloured
+// `ls -la /usr/bin`, firefox-1024x768.png with Firefox ESR showing a local
+// page of text, a table, a photo and gradients.
 
 // newFrame returns a w x h frame with stride 4*w+pad whose X bytes are
 // garbage, so that an encoder that reads them shows up in the output.
@@ -102,6 +104,16 @@ func textFrame(w, h int, seed uint64) Frame {
 		}
 	}
 	return f
+}
+
+// repeatFrame repeats each row of f n times: runs of equal rows, some
+// unfiltered (text), some filtered (noise, gradient).
+func repeatFrame(f Frame, n int) Frame {
+	r := newFrame(f.Width, f.Height*n, 4)
+	for y := range r.Height {
+		copy(r.Pix[y*r.Stride:], f.Pix[y/n*f.Stride:y/n*f.Stride+4*f.Width])
+	}
+	return r
 }
 
 // subFrame returns the frame of the w x h rectangle at (x, y) of big, sharing

@@ -2,8 +2,11 @@ package pngenc
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"slices"
+
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 const pngSignature = "\x89PNG\r\n\x1a\n"
@@ -18,12 +21,18 @@ const (
 	finalBlock = "\x03\x00"
 )
 
+// maxChunk is the largest PNG chunk length.
+const maxChunk = 1<<31 - 1
+
 // appendPNG appends a PNG of a w x h RGB image whose IDAT stream is made of
 // strips.
-func appendPNG(dst []byte, w, h int, strips []strip) []byte {
+func appendPNG(dst []byte, w, h int, strips []strip) ([]byte, error) {
 	zlen := len(zlibHeader) + len(finalBlock) + 4
 	for i := range strips {
 		zlen += len(strips[i].z)
+	}
+	if zlen > maxChunk {
+		return dst, fmt.Errorf("pngenc: %d bytes of compressed pixels do not fit a PNG chunk: %w", zlen, desktop.ErrTooLarge)
 	}
 	dst = slices.Grow(dst, len(pngSignature)+(12+13)+(12+zlen)+12)
 	dst = append(dst, pngSignature...)
@@ -52,7 +61,7 @@ func appendPNG(dst []byte, w, h int, strips []strip) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, adler)
 	dst = binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start+4:]))
 
-	return appendChunk(dst, "IEND", nil)
+	return appendChunk(dst, "IEND", nil), nil
 }
 
 // appendChunk appends a PNG chunk: length, type, data, CRC-32 of type and

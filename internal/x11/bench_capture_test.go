@@ -28,7 +28,7 @@ func BenchmarkScreenshot(b *testing.B) {
 			// Draw over the windows too, as an application repainting itself.
 			xproto.ChangeGC(p.xc, p.gc, xproto.GcSubwindowMode, []uint32{xproto.SubwindowModeIncludeInferiors})
 			// Somewhere inside the terminal, where a small change lands.
-			changeAt := func(i int) xproto.Rectangle { return rect(60+(i%20)*20, 100+(i/20%10)*20, 16, 16) }
+			changeAt := func(i int) xproto.Rectangle { return xrect(60+(i%20)*20, 100+(i/20%10)*20, 16, 16) }
 
 			b.Run("PNG", func(b *testing.B) {
 				benchShots(b, c, desktop.ScreenshotOptions{}, func(int) { markAllDirty(c) })
@@ -124,7 +124,7 @@ func markAllDirty(c *Conn) {
 func startScene(b *testing.B, w, h int) (*xvfbtest.Server, *Conn, *painter) {
 	b.Helper()
 	s := xvfbtest.Start(b, xvfbtest.Options{Width: w, Height: h})
-	c := dial(b, s.Display, Config{})
+	c := dialCapture(b, s.Display, Config{})
 	p := newPainter(b, s.Display)
 	home := b.TempDir()
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),

@@ -126,20 +126,20 @@ func (p *painter) grab(x, y, w, h int) []byte {
 	return r.Data[:w*h*4]
 }
 
-func rect(x, y, w, h int) xproto.Rectangle {
+func xrect(x, y, w, h int) xproto.Rectangle {
 	return xproto.Rectangle{X: int16(x), Y: int16(y), Width: uint16(w), Height: uint16(h)}
 }
 
-// setup starts an Xvfb of w x h and returns a connection to it and a
+// setupCapture starts an Xvfb of w x h and returns a connection to it and a
 // painter.
-func setup(t testing.TB, w, h int) (*Conn, *painter) {
+func setupCapture(t testing.TB, w, h int) (*Conn, *painter) {
 	t.Helper()
 	s := xvfbtest.Start(t, xvfbtest.Options{Width: w, Height: h})
-	c := dial(t, s.Display, Config{})
+	c := dialCapture(t, s.Display, Config{})
 	return c, newPainter(t, s.Display)
 }
 
-func dial(t testing.TB, display string, cfg Config) *Conn {
+func dialCapture(t testing.TB, display string, cfg Config) *Conn {
 	t.Helper()
 	cfg.Display = display
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -163,8 +163,8 @@ func shot(t testing.TB, c *Conn, opts desktop.ScreenshotOptions) *desktop.Image 
 	return img
 }
 
-// decode decodes a PNG or JPEG into BGRX bytes with stride w*4.
-func decode(t testing.TB, img *desktop.Image) []byte {
+// decodeImage decodes a PNG or JPEG into BGRX bytes with stride w*4.
+func decodeImage(t testing.TB, img *desktop.Image) []byte {
 	t.Helper()
 	var m image.Image
 	var err error
@@ -204,8 +204,8 @@ func decode(t testing.TB, img *desktop.Image) []byte {
 	return out
 }
 
-// at returns the 0xRRGGBB colour at (x, y) of a BGRX picture w wide.
-func at(pix []byte, w, x, y int) uint32 {
+// pixelAt returns the 0xRRGGBB colour at (x, y) of a BGRX picture w wide.
+func pixelAt(pix []byte, w, x, y int) uint32 {
 	i := (y*w + x) * 4
 	return uint32(pix[i+2])<<16 | uint32(pix[i+1])<<8 | uint32(pix[i])
 }
@@ -230,28 +230,28 @@ func firstDiff(got, want []byte, w int) string {
 	}
 	x, y := first%w, first/w
 	return fmt.Sprintf("%d pixels differ, first at (%d,%d): got %06x, want %06x",
-		n, x, y, at(got, w, x, y), at(want, w, x, y))
+		n, x, y, pixelAt(got, w, x, y), pixelAt(want, w, x, y))
 }
 
-// pattern paints a known picture: a blue background, a red window with a
+// paintPattern paints a known picture: a blue background, a red window with a
 // green square inside it, and a white bar on the last row of the screen.
-func pattern(p *painter, w, h int) xproto.Window {
+func paintPattern(p *painter, w, h int) xproto.Window {
 	p.background(0x0000ff)
 	win := p.window(100, 50, 200, 100, 0xff0000)
-	p.fill(xproto.Drawable(win), 0x00ff00, rect(10, 10, 20, 20))
-	p.fill(xproto.Drawable(p.root), 0xffffff, rect(0, h-1, w, 1))
+	p.fill(xproto.Drawable(win), 0x00ff00, xrect(10, 10, 20, 20))
+	p.fill(xproto.Drawable(p.root), 0xffffff, xrect(0, h-1, w, 1))
 	return win
 }
 
 func TestScreenshotPNGPixels(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
-	pattern(p, w, h)
+	c, p := setupCapture(t, w, h)
+	paintPattern(p, w, h)
 	img := shot(t, c, desktop.ScreenshotOptions{})
 	if img.Format != "png" || img.Width != w || img.Height != h || img.Cached {
 		t.Fatalf("got %s %dx%d cached=%v, want png %dx%d not cached", img.Format, img.Width, img.Height, img.Cached, w, h)
 	}
-	got := decode(t, img)
+	got := decodeImage(t, img)
 	for _, tc := range []struct {
 		x, y int
 		want uint32
@@ -268,7 +268,7 @@ func TestScreenshotPNGPixels(t *testing.T) {
 		{w - 1, h - 1, 0xffffff},
 		{w - 1, h - 2, 0x0000ff},
 	} {
-		if c := at(got, w, tc.x, tc.y); c != tc.want {
+		if c := pixelAt(got, w, tc.x, tc.y); c != tc.want {
 			t.Errorf("pixel (%d,%d) = %06x, want %06x", tc.x, tc.y, c, tc.want)
 		}
 	}
@@ -279,21 +279,21 @@ func TestScreenshotPNGPixels(t *testing.T) {
 
 func TestScreenshotJPEG(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
-	pattern(p, w, h)
+	c, p := setupCapture(t, w, h)
+	paintPattern(p, w, h)
 	for _, q := range []int{0, 50, 95} {
 		img := shot(t, c, desktop.ScreenshotOptions{Format: "jpeg", Quality: q})
 		if img.Format != "jpeg" || img.Width != w || img.Height != h {
 			t.Fatalf("quality %d: got %s %dx%d, want jpeg %dx%d", q, img.Format, img.Width, img.Height, w, h)
 		}
-		got := decode(t, img)
+		got := decodeImage(t, img)
 		// Inside flat areas, away from edges, JPEG stays close.
 		for _, tc := range []struct {
 			x, y int
 			want uint32
 		}{{20, 20, 0x0000ff}, {200, 120, 0xff0000}, {120, 70, 0x00ff00}, {500, 400, 0x0000ff}} {
-			if d := colorDist(at(got, w, tc.x, tc.y), tc.want); d > 40 {
-				t.Errorf("quality %d: pixel (%d,%d) = %06x, want about %06x (distance %d)", q, tc.x, tc.y, at(got, w, tc.x, tc.y), tc.want, d)
+			if d := colorDist(pixelAt(got, w, tc.x, tc.y), tc.want); d > 40 {
+				t.Errorf("quality %d: pixel (%d,%d) = %06x, want about %06x (distance %d)", q, tc.x, tc.y, pixelAt(got, w, tc.x, tc.y), tc.want, d)
 			}
 		}
 	}
@@ -311,8 +311,8 @@ func colorDist(a, b uint32) int {
 
 func TestScreenshotRegion(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
-	pattern(p, w, h)
+	c, p := setupCapture(t, w, h)
+	paintPattern(p, w, h)
 	for _, r := range []desktop.Rect{
 		{X: 90, Y: 40, Width: 50, Height: 30},
 		{X: 0, Y: 0, Width: 1, Height: 1},
@@ -324,7 +324,7 @@ func TestScreenshotRegion(t *testing.T) {
 			if img.Width != r.Width || img.Height != r.Height {
 				t.Fatalf("got %dx%d, want %dx%d", img.Width, img.Height, r.Width, r.Height)
 			}
-			if d := firstDiff(decode(t, img), p.grab(r.X, r.Y, r.Width, r.Height), r.Width); d != "" {
+			if d := firstDiff(decodeImage(t, img), p.grab(r.X, r.Y, r.Width, r.Height), r.Width); d != "" {
 				t.Errorf("region vs GetImage: %s", d)
 			}
 		})
@@ -333,29 +333,29 @@ func TestScreenshotRegion(t *testing.T) {
 
 func TestScreenshotScale(t *testing.T) {
 	const w, h = 1024, 768
-	c, p := setup(t, w, h)
+	c, p := setupCapture(t, w, h)
 	p.background(0x000000)
 	// The left half: one-pixel white and black stripes both ways, which
 	// average to mid grey when halved. The right half: flat colours.
 	var white []xproto.Rectangle
 	for y := 0; y < h; y += 2 {
-		white = append(white, rect(0, y, w/2, 1))
+		white = append(white, xrect(0, y, w/2, 1))
 	}
 	p.fill(xproto.Drawable(p.root), 0xffffff, white...)
-	p.fill(xproto.Drawable(p.root), 0x204080, rect(w/2, 0, w/2, h/2))
-	p.fill(xproto.Drawable(p.root), 0xc0a000, rect(w/2, h/2, w/2, h/2))
+	p.fill(xproto.Drawable(p.root), 0x204080, xrect(w/2, 0, w/2, h/2))
+	p.fill(xproto.Drawable(p.root), 0xc0a000, xrect(w/2, h/2, w/2, h/2))
 
 	img := shot(t, c, desktop.ScreenshotOptions{Width: 512, Height: 384})
 	if img.Width != 512 || img.Height != 384 {
 		t.Fatalf("got %dx%d, want 512x384", img.Width, img.Height)
 	}
-	got := decode(t, img)
+	got := decodeImage(t, img)
 	for _, tc := range []struct {
 		x, y int
 		want uint32
 	}{{10, 10, 0x808080}, {200, 300, 0x808080}, {300, 100, 0x204080}, {500, 300, 0xc0a000}, {257, 191, 0x204080}, {257, 192, 0xc0a000}} {
-		if d := colorDist(at(got, 512, tc.x, tc.y), tc.want); d > 1 {
-			t.Errorf("pixel (%d,%d) = %06x, want %06x", tc.x, tc.y, at(got, 512, tc.x, tc.y), tc.want)
+		if d := colorDist(pixelAt(got, 512, tc.x, tc.y), tc.want); d > 1 {
+			t.Errorf("pixel (%d,%d) = %06x, want %06x", tc.x, tc.y, pixelAt(got, 512, tc.x, tc.y), tc.want)
 		}
 	}
 
@@ -366,7 +366,7 @@ func TestScreenshotScale(t *testing.T) {
 	}{
 		{"width only", desktop.ScreenshotOptions{Width: 800}, 800, 600},
 		{"height only", desktop.ScreenshotOptions{Height: 300}, 400, 300},
-		{"grow", desktop.ScreenshotOptions{Width: 2048}, 2048, 1536},
+		{"grow", desktop.ScreenshotOptions{Region: &desktop.Rect{X: 512, Y: 0, Width: 256, Height: 192}, Width: 768}, 768, 576},
 		{"region width only", desktop.ScreenshotOptions{Region: &desktop.Rect{X: 512, Y: 0, Width: 512, Height: 256}, Width: 100}, 100, 50},
 		{"jpeg", desktop.ScreenshotOptions{Format: "jpeg", Width: 640}, 640, 480},
 	} {
@@ -375,21 +375,21 @@ func TestScreenshotScale(t *testing.T) {
 			if img.Width != tc.wantW || img.Height != tc.wantH {
 				t.Fatalf("got %dx%d, want %dx%d", img.Width, img.Height, tc.wantW, tc.wantH)
 			}
-			got := decode(t, img)
+			got := decodeImage(t, img)
 			// The flat blue quarter stays blue at any scale.
 			x, y := img.Width*3/4, img.Height/4
 			if tc.opts.Region != nil {
 				x, y = img.Width/2, img.Height/2
 			}
-			if d := colorDist(at(got, img.Width, x, y), 0x204080); d > 6 {
-				t.Errorf("pixel (%d,%d) = %06x, want about 204080", x, y, at(got, img.Width, x, y))
+			if d := colorDist(pixelAt(got, img.Width, x, y), 0x204080); d > 6 {
+				t.Errorf("pixel (%d,%d) = %06x, want about 204080", x, y, pixelAt(got, img.Width, x, y))
 			}
 		})
 	}
 }
 
 func TestScreenshotInvalidOptions(t *testing.T) {
-	c, _ := setup(t, 640, 480)
+	c, _ := setupCapture(t, 640, 480)
 	for _, tc := range []struct {
 		name string
 		opts desktop.ScreenshotOptions
@@ -421,8 +421,8 @@ func TestScreenshotInvalidOptions(t *testing.T) {
 
 func TestScreenshotCache(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
-	win := pattern(p, w, h)
+	c, p := setupCapture(t, w, h)
+	win := paintPattern(p, w, h)
 	full := desktop.ScreenshotOptions{}
 	region := desktop.ScreenshotOptions{Region: &desktop.Rect{X: 0, Y: 200, Width: 100, Height: 100}}
 	scaled := desktop.ScreenshotOptions{Width: 320}
@@ -446,13 +446,13 @@ func TestScreenshotCache(t *testing.T) {
 		// screen position of the change
 		x, y int
 	}{
-		{"top left pixel", xproto.Drawable(p.root), rect(0, 0, 1, 1), 0, 0},
-		{"last row", xproto.Drawable(p.root), rect(w-1, h-1, 1, 1), w - 1, h - 1},
-		{"middle", xproto.Drawable(p.root), rect(400, 300, 3, 2), 400, 300},
-		{"row 63", xproto.Drawable(p.root), rect(5, 63, 1, 1), 5, 63},
-		{"row 64", xproto.Drawable(p.root), rect(5, 64, 1, 1), 5, 64},
-		{"child window", xproto.Drawable(win), rect(150, 90, 2, 2), 250, 140},
-		{"inside region", xproto.Drawable(p.root), rect(50, 250, 1, 1), 50, 250},
+		{"top left pixel", xproto.Drawable(p.root), xrect(0, 0, 1, 1), 0, 0},
+		{"last row", xproto.Drawable(p.root), xrect(w-1, h-1, 1, 1), w - 1, h - 1},
+		{"middle", xproto.Drawable(p.root), xrect(400, 300, 3, 2), 400, 300},
+		{"row 63", xproto.Drawable(p.root), xrect(5, 63, 1, 1), 5, 63},
+		{"row 64", xproto.Drawable(p.root), xrect(5, 64, 1, 1), 5, 64},
+		{"child window", xproto.Drawable(win), xrect(150, 90, 2, 2), 250, 140},
+		{"inside region", xproto.Drawable(p.root), xrect(50, 250, 1, 1), 50, 250},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			colour += 0x010203
@@ -461,7 +461,7 @@ func TestScreenshotCache(t *testing.T) {
 			if img.Cached {
 				t.Fatalf("full screenshot cached after drawing %s", tc.name)
 			}
-			if got := at(decode(t, img), w, tc.x, tc.y); got != colour {
+			if got := pixelAt(decodeImage(t, img), w, tc.x, tc.y); got != colour {
 				t.Errorf("pixel (%d,%d) = %06x, want %06x", tc.x, tc.y, got, colour)
 			}
 			// A change within one strip re-encodes only that strip.
@@ -491,7 +491,7 @@ func TestScreenshotCache(t *testing.T) {
 // cache and the scaler must never serve rows from an older frame.
 func TestScreenshotNeverStale(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
+	c, p := setupCapture(t, w, h)
 	p.background(0x336699)
 	win := p.window(300, 200, 300, 200, 0x996633)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -508,24 +508,24 @@ func TestScreenshotNeverStale(t *testing.T) {
 			if rng.IntN(3) == 0 {
 				d, x, y = xproto.Drawable(win), x%300, y%200
 			}
-			p.fillAsync(d, rng.Uint32()&0xffffff, rect(x, y, rw, rh))
+			p.fillAsync(d, rng.Uint32()&0xffffff, xrect(x, y, rw, rh))
 		}
 		p.sync()
 		want := p.grab(0, 0, w, h)
 		img := shot(t, c, desktop.ScreenshotOptions{})
-		if d := firstDiff(decode(t, img), want, w); d != "" {
+		if d := firstDiff(decodeImage(t, img), want, w); d != "" {
 			t.Fatalf("frame %d (cached %v): screenshot vs GetImage: %s", i, img.Cached, d)
 		}
 		reused += pngStats(c, desktop.ScreenshotOptions{}).Reused
 		r := desktop.Rect{X: 100, Y: 150, Width: 400, Height: 300}
 		img = shot(t, c, desktop.ScreenshotOptions{Region: &r})
 		wantR := p.grab(r.X, r.Y, r.Width, r.Height)
-		if d := firstDiff(decode(t, img), wantR, r.Width); d != "" {
+		if d := firstDiff(decodeImage(t, img), wantR, r.Width); d != "" {
 			t.Fatalf("frame %d: region vs GetImage: %s", i, d)
 		}
 		img = shot(t, c, scaledOpts)
 		ref := newScaler(w, h, img.Width, img.Height).scale(pngenc.Frame{Pix: want, Stride: w * 4, Width: w, Height: h}, nil)
-		if d := firstDiff(decode(t, img), ref.Pix, img.Width); d != "" {
+		if d := firstDiff(decodeImage(t, img), ref.Pix, img.Width); d != "" {
 			t.Fatalf("frame %d: scaled vs scaled GetImage: %s", i, d)
 		}
 	}
@@ -550,8 +550,8 @@ func pngStats(c *Conn, opts desktop.ScreenshotOptions) pngenc.Stats {
 
 func TestScreenshotFallbackMatchesShm(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
-	pattern(p, w, h)
+	c, p := setupCapture(t, w, h)
+	paintPattern(p, w, h)
 	viaShm := shot(t, c, desktop.ScreenshotOptions{Format: "jpeg"})
 	c.cap.mu.Lock()
 	usedShm := c.cap.seg != nil
@@ -560,7 +560,7 @@ func TestScreenshotFallbackMatchesShm(t *testing.T) {
 		t.Fatalf("first capture did not use MIT-SHM")
 	}
 	c.setSHM(false)
-	p.fill(xproto.Drawable(p.root), 0x0000ff, rect(0, 0, 1, 1)) // same colour: a change without a difference
+	p.fill(xproto.Drawable(p.root), 0x0000ff, xrect(0, 0, 1, 1)) // same colour: a change without a difference
 	viaSocket := shot(t, c, desktop.ScreenshotOptions{Format: "jpeg"})
 	c.cap.mu.Lock()
 	usedShm = c.cap.seg != nil
@@ -571,23 +571,23 @@ func TestScreenshotFallbackMatchesShm(t *testing.T) {
 	if !bytes.Equal(viaShm.Data, viaSocket.Data) {
 		t.Errorf("JPEG over the socket differs from JPEG over MIT-SHM")
 	}
-	if d := firstDiff(decode(t, shot(t, c, desktop.ScreenshotOptions{Width: 300})), decode(t, shot(t, c, desktop.ScreenshotOptions{Width: 300})), 300); d != "" {
+	if d := firstDiff(decodeImage(t, shot(t, c, desktop.ScreenshotOptions{Width: 300})), decodeImage(t, shot(t, c, desktop.ScreenshotOptions{Width: 300})), 300); d != "" {
 		t.Errorf("socket screenshots differ: %s", d)
 	}
-	full := decode(t, shot(t, c, desktop.ScreenshotOptions{}))
+	full := decodeImage(t, shot(t, c, desktop.ScreenshotOptions{}))
 	if d := firstDiff(full, p.grab(0, 0, w, h), w); d != "" {
 		t.Errorf("socket screenshot vs GetImage: %s", d)
 	}
 }
 
 func TestBlank(t *testing.T) {
-	c, p := setup(t, 320, 240)
+	c, p := setupCapture(t, 320, 240)
 	ctx := context.Background()
 	p.background(0x123456)
 	if blank, err := c.Blank(ctx); err != nil || !blank {
 		t.Fatalf("Blank on a plain background = %v, %v; want true", blank, err)
 	}
-	p.fill(xproto.Drawable(p.root), 0x123457, rect(319, 239, 1, 1))
+	p.fill(xproto.Drawable(p.root), 0x123457, xrect(319, 239, 1, 1))
 	if blank, err := c.Blank(ctx); err != nil || blank {
 		t.Fatalf("Blank with one pixel off = %v, %v; want false", blank, err)
 	}
@@ -595,17 +595,17 @@ func TestBlank(t *testing.T) {
 
 func TestScreenshotCursor(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
+	c, p := setupCapture(t, w, h)
 	p.background(0x808080)
 	p.warp(200, 150)
 	withOpts := desktop.ScreenshotOptions{Cursor: true}
-	plain := decode(t, shot(t, c, desktop.ScreenshotOptions{}))
-	with := decode(t, shot(t, c, withOpts))
+	plain := decodeImage(t, shot(t, c, desktop.ScreenshotOptions{}))
+	with := decodeImage(t, shot(t, c, withOpts))
 	near := func(pix []byte, cx, cy int) int {
 		n := 0
 		for y := max(cy-20, 0); y < min(cy+20, h); y++ {
 			for x := max(cx-20, 0); x < min(cx+20, w); x++ {
-				if at(pix, w, x, y) != 0x808080 {
+				if pixelAt(pix, w, x, y) != 0x808080 {
 					n++
 				}
 			}
@@ -633,7 +633,7 @@ func TestScreenshotCursor(t *testing.T) {
 	if moved.Cached {
 		t.Fatalf("pointer moved: got a cached screenshot")
 	}
-	pix := decode(t, moved)
+	pix := decodeImage(t, moved)
 	if n := near(pix, 200, 150); n != 0 {
 		t.Errorf("after the move, %d pixels at the old pointer position still differ from the background", n)
 	}
@@ -642,13 +642,13 @@ func TestScreenshotCursor(t *testing.T) {
 	}
 	// The pointer drawn into one screenshot never leaks into another
 	// without it, whether the rows it covered changed or not.
-	for _, r := range []xproto.Rectangle{rect(10, 300, 1, 1), rect(0, 0, 1, 1)} {
+	for _, r := range []xproto.Rectangle{xrect(10, 300, 1, 1), xrect(0, 0, 1, 1)} {
 		p.fill(xproto.Drawable(p.root), 0x818181, r)
 		img := shot(t, c, desktop.ScreenshotOptions{})
-		if d := firstDiff(decode(t, img), p.grab(0, 0, w, h), w); d != "" {
+		if d := firstDiff(decodeImage(t, img), p.grab(0, 0, w, h), w); d != "" {
 			t.Errorf("without cursor after drawing at (%d,%d): %s", r.X, r.Y, d)
 		}
-		if n := near(decode(t, shot(t, c, withOpts)), 400, 300); n < 10 {
+		if n := near(decodeImage(t, shot(t, c, withOpts)), 400, 300); n < 10 {
 			t.Errorf("with cursor after drawing at (%d,%d): %d pixels near the pointer differ, want a pointer", r.X, r.Y, n)
 		}
 	}
@@ -656,7 +656,7 @@ func TestScreenshotCursor(t *testing.T) {
 
 func TestCaptureDepth16(t *testing.T) {
 	s := xvfbtest.Start(t, xvfbtest.Options{Width: 320, Height: 240, Depth: 16})
-	c := dial(t, s.Display, Config{})
+	c := dialCapture(t, s.Display, Config{})
 	_, err := c.Screenshot(context.Background(), desktop.ScreenshotOptions{})
 	if err == nil || !errors.Is(err, desktop.ErrUnavailable) || !strings.Contains(err.Error(), "depth 16") {
 		t.Fatalf("Screenshot on depth 16 = %v, want an unavailable error naming depth 16", err)
@@ -693,7 +693,7 @@ func TestShmNoLeak(t *testing.T) {
 	s := xvfbtest.Start(t, xvfbtest.Options{Width: 320, Height: 240})
 	before := shmSegments(t)
 	for i := range 50 {
-		c := dial(t, s.Display, Config{})
+		c := dialCapture(t, s.Display, Config{})
 		shot(t, c, desktop.ScreenshotOptions{Format: "jpeg"})
 		if i == 0 {
 			c.cap.mu.Lock()
@@ -719,9 +719,9 @@ func TestShmOwner(t *testing.T) {
 		t.Skip("handing a segment to another uid needs root")
 	}
 	s := xvfbtest.Start(t, xvfbtest.Options{Width: 320, Height: 240})
-	c := dial(t, s.Display, Config{ShmOwner: 65534})
+	c := dialCapture(t, s.Display, Config{ShmOwner: 65534})
 	p := newPainter(t, s.Display)
-	pattern(p, 320, 240)
+	paintPattern(p, 320, 240)
 	img := shot(t, c, desktop.ScreenshotOptions{})
 	c.cap.mu.Lock()
 	attached := c.cap.seg != nil
@@ -746,7 +746,7 @@ func TestShmOwner(t *testing.T) {
 	if !found {
 		t.Errorf("no segment of ours in /proc/sysvipc/shm")
 	}
-	if d := firstDiff(decode(t, img), p.grab(0, 0, 320, 240), 320); d != "" {
+	if d := firstDiff(decodeImage(t, img), p.grab(0, 0, 320, 240), 320); d != "" {
 		t.Errorf("screenshot vs GetImage: %s", d)
 	}
 }
@@ -756,8 +756,8 @@ func TestShmOwner(t *testing.T) {
 // checks that the next screenshot starts over at the real size.
 func TestScreenshotAfterResize(t *testing.T) {
 	const w, h = 640, 480
-	c, p := setup(t, w, h)
-	pattern(p, w, h)
+	c, p := setupCapture(t, w, h)
+	paintPattern(p, w, h)
 	shot(t, c, desktop.ScreenshotOptions{})
 	shot(t, c, desktop.ScreenshotOptions{Width: 320})
 	c.cap.mu.Lock()
@@ -777,7 +777,7 @@ func TestScreenshotAfterResize(t *testing.T) {
 	if img.Cached || img.Width != w || img.Height != h {
 		t.Fatalf("got %dx%d cached=%v, want %dx%d not cached", img.Width, img.Height, img.Cached, w, h)
 	}
-	if d := firstDiff(decode(t, img), p.grab(0, 0, w, h), w); d != "" {
+	if d := firstDiff(decodeImage(t, img), p.grab(0, 0, w, h), w); d != "" {
 		t.Errorf("screenshot vs GetImage: %s", d)
 	}
 	if img := shot(t, c, desktop.ScreenshotOptions{}); !img.Cached {
@@ -788,5 +788,63 @@ func TestScreenshotAfterResize(t *testing.T) {
 	c.cap.mu.Unlock()
 	if segLen != w*h*4 {
 		t.Errorf("segment of %d bytes, want %d", segLen, w*h*4)
+	}
+}
+
+func TestScaleFilter(t *testing.T) {
+	for _, tc := range []struct{ sw, sh, dw, dh int }{
+		{1024, 768, 512, 384}, {1920, 1080, 1366, 768}, {1024, 768, 341, 256}, {7, 5, 3, 2},
+		{640, 480, 641, 481}, {100, 100, 1000, 30}, {1, 1, 5, 5}, {5, 5, 1, 1},
+	} {
+		t.Run(fmt.Sprintf("%dx%d to %dx%d", tc.sw, tc.sh, tc.dw, tc.dh), func(t *testing.T) {
+			s := newScaler(tc.sw, tc.sh, tc.dw, tc.dh)
+			for _, f := range []axisFilter{s.h, s.v} {
+				for i := range f.start {
+					sum := int32(0)
+					for _, w := range f.w[i*f.taps : i*f.taps+int(f.count[i])] {
+						if w < 0 {
+							t.Fatalf("output %d: negative weight %d", i, w)
+						}
+						sum += w
+					}
+					if sum != 1<<weightBits {
+						t.Fatalf("output %d: weights sum to %d, want %d", i, sum, 1<<weightBits)
+					}
+				}
+			}
+			// A flat colour stays exactly that colour at any scale.
+			src := make([]byte, tc.sw*tc.sh*4)
+			for i := 0; i < len(src); i += 4 {
+				src[i], src[i+1], src[i+2] = 0x12, 0xab, 0xff
+			}
+			out := s.scale(pngenc.Frame{Pix: src, Stride: tc.sw * 4, Width: tc.sw, Height: tc.sh}, nil)
+			if out.Width != tc.dw || out.Height != tc.dh || len(out.Pix) != tc.dw*tc.dh*4 {
+				t.Fatalf("got %dx%d with %d bytes", out.Width, out.Height, len(out.Pix))
+			}
+			for i := 0; i < len(out.Pix); i += 4 {
+				if out.Pix[i] != 0x12 || out.Pix[i+1] != 0xab || out.Pix[i+2] != 0xff {
+					t.Fatalf("pixel %d = %x, want 12 ab ff", i/4, out.Pix[i:i+3])
+				}
+			}
+			if s0, s1 := s.sourceRows(0, tc.dh); s0 != 0 || s1 != tc.sh {
+				t.Errorf("sourceRows(0, %d) = %d, %d; want 0, %d", tc.dh, s0, s1, tc.sh)
+			}
+		})
+	}
+}
+
+func TestScaleOutputSize(t *testing.T) {
+	for _, tc := range []struct{ w, h, ow, oh, wantW, wantH int }{
+		{1024, 768, 0, 0, 1024, 768},
+		{1024, 768, 512, 0, 512, 384},
+		{1024, 768, 0, 300, 400, 300},
+		{1920, 1080, 1366, 0, 1366, 768},
+		{1920, 1080, 100, 100, 100, 100},
+		{1000, 1, 10, 0, 10, 1},
+		{1, 1000, 0, 10, 1, 10},
+	} {
+		if w, h := outputSize(tc.w, tc.h, tc.ow, tc.oh); w != tc.wantW || h != tc.wantH {
+			t.Errorf("outputSize(%d, %d, %d, %d) = %dx%d, want %dx%d", tc.w, tc.h, tc.ow, tc.oh, w, h, tc.wantW, tc.wantH)
+		}
 	}
 }

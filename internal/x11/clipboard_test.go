@@ -92,7 +92,7 @@ type ownerBehaviour struct {
 
 func newSelectionOwner(t *testing.T, display string, b ownerBehaviour) *selectionOwner {
 	t.Helper()
-	xc, err := xgb.NewConnDisplay(display)
+	xc, err := rawConn(display)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/damage"
 	"github.com/jezek/xgb/xproto"
+
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // rowSet is a set of screen rows, one bit per row.
@@ -144,14 +146,19 @@ func (c *Conn) initDamage(d *damageTracker) error {
 		return c.wrap("allocate damage id", err)
 	}
 	// Register before creating, so no report is missed.
+	d.mu.Lock()
 	d.id = id
+	d.mu.Unlock()
 	c.handle(d.onEvent)
 	err = damage.CreateChecked(c.xc, id, xproto.Drawable(c.root), damage.ReportLevelRawRectangles).Check()
 	if err != nil {
 		d.mu.Lock()
 		d.id = 0
 		d.mu.Unlock()
-		return c.wrap("create damage on the root window", err)
+		if c.Err() != nil {
+			return c.wrap("create damage on the root window", err)
+		}
+		c.log.Debug("x11: cannot track damage; every capture counts as changed", "error", err.Error())
 	}
 	return nil
 }
@@ -231,11 +238,11 @@ func (d *damageTracker) latest() (time.Time, uint64) {
 // looks again. Under constant drawing it wakes once per quiet period, not
 // once per report.
 func (c *Conn) settle(ctx context.Context, d *damageTracker, quiet, timeout time.Duration) (bool, error) {
+	if quiet < 0 || timeout < 0 {
+		return false, fmt.Errorf("x11: settle: negative duration (quiet %v, timeout %v): %w", quiet, timeout, desktop.ErrInvalid)
+	}
 	start := time.Now()
 	deadline := start.Add(timeout)
-	if quiet < 0 || timeout < 0 {
-		return false, fmt.Errorf("x11: settle: negative duration (quiet %v, timeout %v)", quiet, timeout)
-	}
 	if err := c.Sync(ctx); err != nil {
 		return false, err
 	}

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/jezek/xgb/xproto"
+
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
-func TestRowSet(t *testing.T) {
+func TestDamageRowSet(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		n     int
@@ -58,7 +60,7 @@ func TestRowSet(t *testing.T) {
 // TestDamageReportsChildWindows checks that drawing anywhere, inside child
 // windows too, is reported on the root's damage, with the right rows.
 func TestDamageReportsChildWindows(t *testing.T) {
-	c, p := setup(t, 640, 480)
+	c, p := setupCapture(t, 640, 480)
 	if !c.cap.damage.available() {
 		t.Fatal("no DAMAGE extension on Xvfb")
 	}
@@ -83,10 +85,10 @@ func TestDamageReportsChildWindows(t *testing.T) {
 		r      xproto.Rectangle
 		y0, y1 int // screen rows
 	}{
-		{"root", xproto.Drawable(p.root), rect(5, 7, 10, 3), 7, 10},
-		{"child", xproto.Drawable(win), rect(5, 7, 10, 3), 107, 110},
-		{"grandchild", xproto.Drawable(inner), rect(1, 2, 3, 4), 162, 166},
-		{"last row", xproto.Drawable(p.root), rect(0, 479, 640, 1), 479, 480},
+		{"root", xproto.Drawable(p.root), xrect(5, 7, 10, 3), 7, 10},
+		{"child", xproto.Drawable(win), xrect(5, 7, 10, 3), 107, 110},
+		{"grandchild", xproto.Drawable(inner), xrect(1, 2, 3, 4), 162, 166},
+		{"last row", xproto.Drawable(p.root), xrect(0, 479, 640, 1), 479, 480},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, before := c.cap.damage.latest()
@@ -112,7 +114,7 @@ func TestDamageReportsChildWindows(t *testing.T) {
 // TestDamageWithinDeadline makes sure damage reports keep flowing under a
 // burst of drawing and that a Sync sees all of them.
 func TestDamageBurst(t *testing.T) {
-	c, p := setup(t, 640, 480)
+	c, p := setupCapture(t, 640, 480)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var s rowSet
@@ -120,7 +122,7 @@ func TestDamageBurst(t *testing.T) {
 	c.Sync(ctx)
 	c.cap.damage.take(&s)
 	for y := 0; y < 480; y += 3 {
-		p.fillAsync(xproto.Drawable(p.root), uint32(y), rect(y%640, y, 1, 1))
+		p.fillAsync(xproto.Drawable(p.root), uint32(y), xrect(y%640, y, 1, 1))
 	}
 	p.sync()
 	if err := c.Sync(ctx); err != nil {
@@ -130,5 +132,31 @@ func TestDamageBurst(t *testing.T) {
 	c.cap.damage.take(&s)
 	if got := s.count(); got != 160 {
 		t.Errorf("%d rows dirty, want 160", got)
+	}
+}
+
+// TestScreenshotWithoutDamage checks the behaviour when the server cannot
+// report damage: every screenshot is taken and encoded afresh.
+func TestScreenshotWithoutDamage(t *testing.T) {
+	const w, h = 320, 240
+	c, p := setupCapture(t, w, h)
+	paintPattern(p, w, h)
+	c.closeDamage(&c.cap.damage)
+	if c.cap.damage.available() {
+		t.Fatal("damage still tracked after closeDamage")
+	}
+	for i := range 3 {
+		img := shot(t, c, desktop.ScreenshotOptions{})
+		if img.Cached {
+			t.Fatalf("screenshot %d cached without damage tracking", i)
+		}
+		if d := firstDiff(decodeImage(t, img), p.grab(0, 0, w, h), w); d != "" {
+			t.Fatalf("screenshot %d vs GetImage: %s", i, d)
+		}
+		p.fill(xproto.Drawable(p.root), uint32(i), xrect(i, i, 1, 1))
+	}
+	ok, err := c.Settle(context.Background(), 10*time.Millisecond, time.Minute)
+	if err != nil || !ok {
+		t.Errorf("Settle = %v, %v; want true", ok, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/res"
@@ -29,6 +30,8 @@ type inputState struct {
 	// buttons the same for pointer buttons.
 	keys    map[xproto.Keycode]int
 	buttons map[byte]int
+	// settle is remapSettle; tests may raise it.
+	settle time.Duration
 
 	// mapMu guards the fields below; the event handler takes it, so it is
 	// never held across a request.
@@ -54,6 +57,7 @@ func (c *Conn) initInput() error {
 		keys:      map[xproto.Keycode]int{},
 		buttons:   map[byte]int{},
 		ownNotify: map[xproto.Keycode]int{},
+		settle:    remapSettle,
 	}
 	in.screen.size = desktop.Size{Width: int(c.screen.WidthInPixels), Height: int(c.screen.HeightInPixels)}
 	in.clip.init()

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/cubicle-dev/cubicle/desktop"
@@ -26,7 +25,7 @@ func TestInputScreenSizeFollowsRootResize(t *testing.T) {
 	// Xvfb cannot change its framebuffer size, so another client announces
 	// the resize the way the server does after a RANDR change: a
 	// ConfigureNotify of the root window.
-	xc, err := xgb.NewConnDisplay(s.Display)
+	xc, err := rawConn(s.Display)
 	if err != nil {
 		t.Fatal(err)
 	}

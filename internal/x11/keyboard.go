@@ -24,8 +24,11 @@ const (
 	spareReserve = 2
 	// remapSettle is how long a keycode that was just typed stays untouched
 	// before it is mapped to another character: clients look up the keysym
-	// of a key event when they process it, with the mapping of that moment.
-	remapSettle = 40 * time.Millisecond
+	// of a key event when they process it, with the mapping of that moment,
+	// so a client that lags further behind may read a recycled keycode as
+	// its new character. Only text with more distinct characters outside the
+	// layout than there are spare keycodes recycles; pasting avoids it.
+	remapSettle = 100 * time.Millisecond
 )
 
 // keymap is the server's keyboard mapping as far as typing needs it.
@@ -331,7 +334,7 @@ func (c *Conn) takeSpare(ctx context.Context, busy []xproto.Keycode) (*spareKey,
 		}
 		kb.flushed = time.Now()
 	}
-	if wait := remapSettle - time.Since(kb.flushed); wait > 0 {
+	if wait := c.in.settle - time.Since(kb.flushed); wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -536,8 +539,11 @@ func textKeysyms(text string) ([]desktop.Keysym, error) {
 }
 
 // TypeText types text as key strokes, as fast as the server takes them:
-// all key events go out without waiting, then one round trip. Characters
-// the keyboard layout lacks are mapped onto spare keycodes.
+// all key events go out without waiting, then one round trip. "\n" and
+// "\r\n" type Return, "\t" Tab; other control characters are refused.
+// Characters the keyboard layout lacks are mapped onto spare keycodes,
+// which are recycled (after remapSettle) when one text needs more of them
+// than there are.
 func (c *Conn) TypeText(ctx context.Context, text string) error {
 	syms, err := textKeysyms(text)
 	if err != nil {

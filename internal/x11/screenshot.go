@@ -50,8 +50,9 @@ type shotEntry struct {
 // still be on its way from the server. So first Sync, after which every
 // report the server sent before the barrier has been handled; then take and
 // clear the dirty rows; only then grab the pixels. Drawing that lands
-// between the take and the grab is in the image and is also marked dirty
-// for next time, which costs a re-encode of those rows and nothing else.
+// between the take and the grab may or may not be in this image, but its
+// report arrives later and marks those rows dirty for next time: at worst
+// they are read and encoded once more, and nothing is ever missed.
 func (c *Conn) screenshot(ctx context.Context, opts desktop.ScreenshotOptions) (*desktop.Image, error) {
 	cs := c.cap
 	// Both replies travel with the barrier: no extra round trip.
@@ -150,9 +151,6 @@ func (c *Conn) screenshot(ctx context.Context, opts desktop.ScreenshotOptions) (
 		}
 		// A fresh slice each time: callers may hold the previous one.
 		data, err = e.png.Encode(make([]byte, 0, len(e.data)+len(e.data)/4), f, dirty)
-		if err != nil {
-			e.png.Reset()
-		}
 	}
 	if err != nil {
 		cs.drop(e)

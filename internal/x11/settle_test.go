@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/jezek/xgb/xproto"
+
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 func TestSettle(t *testing.T) {
-	c, p := setup(t, 320, 240)
+	c, p := setupCapture(t, 320, 240)
 	ctx := context.Background()
 
 	t.Run("quiet screen", func(t *testing.T) {
@@ -23,7 +25,7 @@ func TestSettle(t *testing.T) {
 
 	t.Run("after drawing stops", func(t *testing.T) {
 		for i := range 5 {
-			p.fill(xproto.Drawable(p.root), uint32(i), rect(i, i, 10, 10))
+			p.fill(xproto.Drawable(p.root), uint32(i), xrect(i, i, 10, 10))
 		}
 		start := time.Now()
 		ok, err := c.Settle(ctx, 100*time.Millisecond, 30*time.Second)
@@ -51,7 +53,7 @@ func TestSettle(t *testing.T) {
 				case <-tick.C:
 				}
 				xproto.ChangeGC(p.xc, p.gc, xproto.GcForeground, []uint32{uint32(i)})
-				xproto.PolyFillRectangle(p.xc, xproto.Drawable(p.root), p.gc, []xproto.Rectangle{rect(i%300, 50, 5, 5)})
+				xproto.PolyFillRectangle(p.xc, xproto.Drawable(p.root), p.gc, []xproto.Rectangle{xrect(i%300, 50, 5, 5)})
 				xproto.GetInputFocus(p.xc).Reply()
 			}
 		}()
@@ -69,10 +71,16 @@ func TestSettle(t *testing.T) {
 	t.Run("context", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
-		p.fill(xproto.Drawable(p.root), 1, rect(0, 0, 1, 1))
+		p.fill(xproto.Drawable(p.root), 1, xrect(0, 0, 1, 1))
 		ok, err := c.Settle(ctx, time.Hour, time.Hour)
 		if ok || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Settle = %v, %v; want false, deadline exceeded", ok, err)
+		}
+	})
+
+	t.Run("negative", func(t *testing.T) {
+		if _, err := c.Settle(ctx, -time.Second, time.Second); !errors.Is(err, desktop.ErrInvalid) {
+			t.Fatalf("Settle with negative quiet: %v, want ErrInvalid", err)
 		}
 	})
 

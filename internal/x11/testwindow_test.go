@@ -42,6 +42,19 @@ func dialTest(t testing.TB, display string) *Conn {
 	return c
 }
 
+// rawConn opens a plain xgb connection, as any other X client would.
+func rawConn(display string) (*xgb.Conn, error) {
+	n, err := DisplayNumber(display)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := dialSocket(context.Background(), n)
+	if err != nil {
+		return nil, err
+	}
+	return xgb.NewConnNet(nc)
+}
+
 // testWindowOptions shape a test window.
 type testWindowOptions struct {
 	Rect desktop.Rect
@@ -68,7 +81,7 @@ type testWindow struct {
 // newTestWindow creates and maps the window and waits until it is mapped.
 func newTestWindow(t testing.TB, display string, o testWindowOptions) *testWindow {
 	t.Helper()
-	xc, err := xgb.NewConnDisplay(display)
+	xc, err := rawConn(display)
 	if err != nil {
 		t.Fatalf("test client: connect: %v", err)
 	}

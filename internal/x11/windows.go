@@ -387,8 +387,10 @@ func (c *Conn) ActiveWindow(ctx context.Context) (uint32, error) {
 
 // FocusWindow raises and focuses window id. With a window manager it asks
 // it (_NET_ACTIVE_WINDOW, as a pager would) and waits up to focusWait for
-// the window to become active; without one it raises the window and sets
-// the input focus itself.
+// the window to become active; a window manager may still refuse, or
+// activate a related window such as a modal dialog, which is not an error.
+// Without one it raises the window and sets the input focus itself. An
+// unknown id is ErrNotFound.
 func (c *Conn) FocusWindow(ctx context.Context, id uint32) error {
 	if id == 0 {
 		return fmt.Errorf("x11: focus window: no window id: %w", desktop.ErrInvalid)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/cubicle-dev/cubicle/desktop"
@@ -92,7 +91,7 @@ func TestWindowsSkipsVanishingWindows(t *testing.T) {
 		Managed: true, Title: "stays", Instance: "stays", Class: "Stays"})
 
 	// Another client creates and destroys named windows as fast as it can.
-	xc, err := xgb.NewConnDisplay(s.Display)
+	xc, err := rawConn(s.Display)
 	if err != nil {
 		t.Fatal(err)
 	}
