@@ -71,7 +71,7 @@ func (c *Conn) initCapture() error {
 	cs.stale.addAll()
 	cs.damage.rows.reset(cs.height)
 	cs.damage.rows.addAll()
-	if err := xfixes.Init(c.xc); err != nil {
+	if err := c.initExt("XFIXES", xfixes.Init); err != nil {
 		c.log.Debug("x11: no XFIXES extension: no pointer in screenshots, every capture counts as changed", "error", err.Error())
 		return nil
 	}
@@ -277,7 +277,7 @@ func (c *Conn) grab() error {
 // attachSegment creates a segment of size bytes and attaches it to us and
 // to the server. cs.mu is held.
 func (c *Conn) attachSegment(size int) error {
-	if err := shm.Init(c.xc); err != nil {
+	if err := c.initExt("MIT-SHM", shm.Init); err != nil {
 		return fmt.Errorf("x11: no MIT-SHM extension: %w", err)
 	}
 	id, err := unix.SysvShmGet(unix.IPC_PRIVATE, size, unix.IPC_CREAT|0o600)

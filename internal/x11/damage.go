@@ -134,7 +134,7 @@ type damageTracker struct {
 // the root. Without the extension every capture counts as changed. XFIXES
 // is set up already.
 func (c *Conn) initDamage(d *damageTracker) error {
-	if err := damage.Init(c.xc); err != nil {
+	if err := c.initExt("DAMAGE", damage.Init); err != nil {
 		c.log.Debug("x11: no DAMAGE extension; every capture counts as changed", "error", err.Error())
 		return nil
 	}

@@ -63,10 +63,10 @@ func (c *Conn) initInput() error {
 	in.clip.init()
 	c.in = in
 
-	if err := xtest.Init(c.xc); err != nil {
+	if err := c.initExt("XTEST", xtest.Init); err != nil {
 		in.xtestErr = fmt.Errorf("x11: XTEST extension missing: %v: %w", err, desktop.ErrUnavailable)
 	}
-	if err := res.Init(c.xc); err != nil {
+	if err := c.initExt("X-Resource", res.Init); err != nil {
 		in.resErr = fmt.Errorf("x11: X-Resource extension missing: %v: %w", err, desktop.ErrUnavailable)
 	}
 	// A RANDR size change resizes the root window, which reports it with a

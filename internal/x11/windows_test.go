@@ -206,7 +206,8 @@ func TestWindowsTerminalWithAndWithoutWM(t *testing.T) {
 // startWM runs xfwm4 on s and waits until it manages the screen.
 func startWM(t *testing.T, s *xvfbtest.Server, c *Conn) {
 	t.Helper()
-	cmd := s.Command(t, "xfwm4", "--compositor=off")
+	// xfwm4 reads its settings over D-Bus: give it a bus that ends with it.
+	cmd := s.Command(t, "dbus-run-session", "--", "xfwm4", "--compositor=off")
 	cmd.Env = append(cmd.Env, "HOME="+t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start xfwm4: %v", err)

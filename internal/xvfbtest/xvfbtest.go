@@ -117,11 +117,13 @@ func start(o Options) (*Server, func(), error) {
 }
 
 // Command returns a command that runs on s's display, in its own process
-// group, killed with the test.
+// group, killed with the test. It gets no D-Bus session bus and no
+// accessibility bridge: GTK programs would otherwise start bus daemons of
+// their own that outlive the test.
 func (s *Server) Command(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "DISPLAY="+s.Display)
+	cmd.Env = append(os.Environ(), "DISPLAY="+s.Display, "DBUS_SESSION_BUS_ADDRESS=disabled:", "NO_AT_BRIDGE=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
