@@ -102,7 +102,10 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	// every process it starts.
 	if reaper.IsInit() {
 		r := reaper.New(log.With("component", "reaper"))
-		go r.Run(ctx)
+		reaped := make(chan struct{})
+		rctx, stopReaper := context.WithCancel(ctx)
+		go func() { defer close(reaped); r.Run(rctx) }()
+		defer func() { stopReaper(); <-reaped }()
 		cfg.StartProcess = r.Start
 		cfg.Display.Reaper = r
 	}

@@ -184,17 +184,7 @@ func (a *Agent) handleAction(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &act); err != nil {
 		return err
 	}
-	res, err := a.Do(r, &desktop.Batch{Actions: []desktop.Action{act}})
-	if err != nil {
-		var de *desktop.Error
-		if errors.As(err, &de) {
-			c := *de
-			c.Index = -1
-			return &c
-		}
-		return err
-	}
-	return writeJSON(w, http.StatusOK, res.Results[0])
+	return a.single(w, r, act)
 }
 
 // Do runs a batch on the desktop, atomically with respect to other batches.

@@ -53,13 +53,7 @@ func setupClick(fs *flag.FlagSet) func(*cmd, []string) error {
 		default:
 			a.Count = *count
 		}
-		var err error
-		if *button != "" {
-			if a.Button, err = parseButton(*button); err != nil {
-				return err
-			}
-		}
-		if a.Modifiers, err = parseModifiers(*mods); err != nil {
+		if err := buttonAndModifiers(&a, *button, *mods); err != nil {
 			return err
 		}
 		return c.act(a)
@@ -118,12 +112,7 @@ func setupDrag(fs *flag.FlagSet) func(*cmd, []string) error {
 			return err
 		}
 		a := desktop.Action{Type: desktop.Drag, Path: pts}
-		if *button != "" {
-			if a.Button, err = parseButton(*button); err != nil {
-				return err
-			}
-		}
-		if a.Modifiers, err = parseModifiers(*mods); err != nil {
+		if err := buttonAndModifiers(&a, *button, *mods); err != nil {
 			return err
 		}
 		return c.act(a)
@@ -227,4 +216,16 @@ func setupWait(fs *flag.FlagSet) func(*cmd, []string) error {
 		}
 		return c.act(desktop.Action{Type: desktop.Wait, DurationMS: ms})
 	}
+}
+
+// buttonAndModifiers sets the --button and --modifiers flags on a.
+func buttonAndModifiers(a *desktop.Action, button, mods string) error {
+	var err error
+	if button != "" {
+		if a.Button, err = parseButton(button); err != nil {
+			return err
+		}
+	}
+	a.Modifiers, err = parseModifiers(mods)
+	return err
 }
