@@ -35,6 +35,11 @@ type Error = desktop.Error
 // made. Close it when done to release idle connections.
 type Sandbox struct {
 	t *transport
+	// Commands runs shell commands and programs on the desktop.
+	Commands *Commands
+	// Files reads and writes files on the desktop.
+	Files *Files
+	ctl   *control // nil when made by ConnectAgent
 }
 
 // Option configures a Sandbox.
@@ -89,7 +94,7 @@ func ConnectAgent(agentURL string, opts ...Option) (*Sandbox, error) {
 		t.owned = newHTTPTransport()
 		t.client = &http.Client{Transport: t.owned}
 	}
-	return &Sandbox{t: t}, nil
+	return newSandbox(t, nil), nil
 }
 
 // parseBaseURL checks an agent URL and returns it without a trailing slash.

@@ -21,6 +21,39 @@ type transport struct {
 	header http.Header // sent with every request (token, user agent)
 	client *http.Client
 	owned  *http.Transport // the client's transport when we made it
+	peer   string          // what answers at base, for messages; "" is "agent"
+}
+
+// peerName names what answers at the base URL in messages.
+func (t *transport) peerName() string {
+	if t.peer == "" {
+		return "agent"
+	}
+	return t.peer
+}
+
+// sendRaw runs one request with body sent as it is, of type contentType.
+// The caller closes the response body with closeBody.
+func (t *transport) sendRaw(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	u := t.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	for k, v := range t.header {
+		req.Header[k] = v
+	}
+	if body != nil && contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, t.transportError(ctx, method, u, err)
+	}
+	return resp, nil
 }
 
 // Bounds on what is read from a response that is not the expected one.
@@ -143,8 +176,8 @@ func (t *transport) foreignError(method, path string, resp *http.Response, body 
 	return &desktop.Error{
 		Code:  codeForStatus(resp.StatusCode),
 		Index: -1,
-		Message: fmt.Sprintf("client: %s %s%s: %s, not an answer from the agent (is something else at this URL, or a proxy in between?): %s",
-			method, t.base, path, resp.Status, quoteBody(body)),
+		Message: fmt.Sprintf("client: %s %s%s: %s, not an answer from the %s (is something else at this URL, or a proxy in between?): %s",
+			method, t.base, path, resp.Status, t.peerName(), quoteBody(body)),
 	}
 }
 
@@ -214,7 +247,7 @@ func (t *transport) transportError(ctx context.Context, method, u string, err er
 		return &callError{msg: fmt.Sprintf("client: %s: timed out: %v", op, err), class: desktop.ErrTimeout, cause: err}
 	}
 	return &callError{
-		msg:   fmt.Sprintf("client: %s: agent unreachable (is it running, and is %s its URL?): %v", op, t.base, err),
+		msg:   fmt.Sprintf("client: %s: %s unreachable (is it running, and is %s its URL?): %v", op, t.peerName(), t.base, err),
 		class: desktop.ErrUnavailable,
 		cause: err,
 	}

@@ -7,10 +7,10 @@ runtime=(
 	xvfb xfce4
 	xfce4-terminal dbus-x11 dbus x11vnc x11-utils x11-xserver-utils xdg-utils
 	libgtk-3-bin firefox-esr fonts-dejavu-core procps
-	ca-certificates
+	ca-certificates debootstrap e2fsprogs util-linux iproute2
 )
 test_only=(
-	xdotool scrot xterm
+	xdotool scrot xterm busybox-static
 )
 
 case "${1:-runtime}" in

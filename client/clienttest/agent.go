@@ -39,6 +39,12 @@ type Options struct {
 	// NotReady, when set, starts the agent not ready, with this reason; see
 	// SetReady.
 	NotReady string
+	// RunCommand plays the commands the agent is asked to run; nil echoes
+	// each command line, then what it read on stdin.
+	RunCommand func(Command) CommandOutput
+	// Files are the files on the imaginary disk, by absolute path;
+	// directories on the way exist.
+	Files map[string][]byte
 }
 
 // Request is one request the fake received.
@@ -86,6 +92,7 @@ type Agent struct {
 	drawn     bool   // something happened since the last screenshot
 	lastShot  string // the options of the last screenshot
 	stream    string // the address of the running stream, or ""
+	sys       *system
 }
 
 // Start starts a fake agent and closes it when the test ends.
@@ -108,6 +115,7 @@ func New(o Options) *Agent {
 		reason:    o.NotReady,
 		drawn:     true,
 		lastPID:   999,
+		sys:       newSystem(o),
 	}
 	if a.screen == (desktop.Size{}) {
 		a.screen = desktop.Size{Width: 1024, Height: 768}

@@ -32,6 +32,7 @@ func (a *Agent) routes() *http.ServeMux {
 	m.HandleFunc("POST /v1/open", a.needReady(a.handleOpen))
 	m.HandleFunc("POST /v1/stream", a.needReady(a.handleStartStream))
 	m.HandleFunc("DELETE /v1/stream", a.needReady(a.handleStopStream))
+	a.sys.routes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, desktop.Errorf(desktop.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -58,6 +58,7 @@ type Agent struct {
 	log    *slog.Logger
 	sup    *display.Supervisor // nil when attached to a foreign display
 	launch *launch.Launcher
+	cmds   *commands // commands started through the API
 
 	mu      sync.Mutex
 	x       *x11.Conn     // nil until connected
@@ -100,6 +101,7 @@ func New(cfg Config) (*Agent, error) {
 		lc.Env = func() []string { return attachedEnv(n) }
 	}
 	a.launch = launch.New(lc)
+	a.cmds = newCommands(a)
 	return a, nil
 }
 
@@ -158,6 +160,7 @@ func (a *Agent) startDisplay(ctx context.Context) error {
 }
 
 func (a *Agent) shutdown(ctx context.Context) {
+	a.cmds.close()
 	a.launch.Close(ctx)
 	a.mu.Lock()
 	x := a.x

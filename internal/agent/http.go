@@ -54,6 +54,7 @@ func (a *Agent) Handler() http.Handler {
 	handle("POST /v1/open", a.handleOpen)
 	handle("POST /v1/stream", a.handleStartStream)
 	handle("DELETE /v1/stream", a.handleStopStream)
+	a.commandRoutes(handle)
 	mux.Handle("/", a.authed(func(w http.ResponseWriter, r *http.Request) error {
 		return desktop.Errorf(desktop.CodeNotFound, "no route %s %s; see GET /openapi.yaml", r.Method, r.URL.Path)
 	}))

@@ -65,8 +65,12 @@ type cmd struct {
 	sb      *client.Sandbox
 	stdin   io.Reader
 	stdout  io.Writer
+	stderr  io.Writer
 	json    bool
 	timeout time.Duration
+	// The server of the sandbox verbs and --sandbox, its client once made.
+	serverURL, apiKey string
+	srv               *client.Server
 	// printedJSON is set when the verb printed its JSON answer, error
 	// included, so that no second JSON error is printed after it.
 	printedJSON bool
@@ -101,13 +105,24 @@ type common struct {
 	token   string
 	json    bool
 	timeout time.Duration
+	sandbox string
+	server  string
 }
 
+// register adds the common flags to fs. A verb whose own flag has the name
+// of a common one keeps its own: create's --timeout is the sandbox's time to
+// live, and its calls get createCallLimit.
 func (g *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.agent, "agent", "", "agent `URL` (default $"+envAgentURL+", else "+client.DefaultAgentURL+")")
 	fs.StringVar(&g.token, "token", "", "access `token` (default $"+envToken+")")
 	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON")
-	fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "limit for each call to the agent")
+	if fs.Lookup("timeout") == nil {
+		fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "limit for each call to the agent")
+	} else {
+		g.timeout = createCallLimit
+	}
+	fs.StringVar(&g.sandbox, "sandbox", "", "drive the sandbox `ID` through the server instead of an agent")
+	fs.StringVar(&g.server, "server", "", "server `URL` (default $"+envServerURL+", else "+client.DefaultServerURL+")")
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -151,17 +166,34 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer sb.Close()
 
-	c := &cmd{ctx: ctx, name: v.name, sb: sb, stdin: stdin, stdout: stdout, json: g.json, timeout: g.timeout}
-	err = runVerb(c, pos)
-	var ue *usageError
+	c := &cmd{ctx: ctx, name: v.name, sb: sb, stdin: stdin, stdout: stdout, stderr: stderr, json: g.json, timeout: g.timeout,
+		serverURL: firstNonEmpty(g.server, getenv(envServerURL), client.DefaultServerURL), apiKey: getenv(envAPIKey)}
+	defer c.close()
+	viaServer := g.sandbox != "" || isServerVerb(v.name)
+	if g.sandbox != "" && !isServerVerb(v.name) {
+		err = c.useSandbox(g.sandbox)
+	}
+	if err == nil {
+		err = runVerb(c, pos)
+	}
+	var (
+		ue *usageError
+		ee *exitError
+	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		return usageFail(stderr, v, ue.msg)
+	case errors.As(err, &ee):
+		return ee.code
 	}
 	fmt.Fprintf(stderr, "cubicle: %s: %v\n", v.name, err)
-	if h := hint(err); h != "" {
+	h := hint(err)
+	if viaServer {
+		h = c.serverHint(err)
+	}
+	if h != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", h)
 	}
 	if c.json && !c.printedJSON {

@@ -13,6 +13,14 @@ import (
 // verbs lists the client verbs in the order of the usage text.
 func verbs() []*verb {
 	return []*verb{
+		{"create", "[--template T] [--resolution WxH] [--timeout D] [--metadata K=V]... [--env K=V]... [--no-internet]",
+			"create a sandbox on the server and print its ID once its desktop is ready", setupCreate},
+		{"ls", "[--state running,paused] [--metadata K=V]...", "list your sandboxes on the server", setupLs},
+		{"inspect", "ID", "print a sandbox as JSON", setupInspect},
+		{"kill", "ID...", "kill sandboxes", setupKill},
+		{"exec", "ID [--env K=V]... [--cwd DIR] [--user root] [-i] -- PROGRAM [ARGS]...",
+			"run a program in a sandbox, stream its output and exit with its code", setupExec},
+		{"cp", "LOCAL ID:/PATH | ID:/PATH LOCAL", "copy a file into or out of a sandbox (\"-\" is standard input or output)", setupCp},
 		{"screenshot", "[-o FILE|-] [--format png|jpeg] [--quality N] [--region X,Y,W,H] [--width N] [--height N] [--cursor]",
 			"capture the screen to a PNG or JPEG file (-o FILE, \"-\" for standard output)", setupScreenshot},
 		{"click", "[X Y] [--button B] [--double|--triple|--count N] [--modifiers K,K]",
@@ -48,20 +56,12 @@ func findVerb(name string) *verb {
 	return nil
 }
 
-// isCommonFlag reports whether name is one of the flags every verb has.
-func isCommonFlag(name string) bool {
-	switch name {
-	case "agent", "token", "json", "timeout":
-		return true
-	}
-	return false
-}
-
 // mainUsage is the text of "cubicle help".
 func mainUsage() string {
 	var b strings.Builder
-	b.WriteString(`cubicle drives a Cubicle desktop through its agent: screenshots, mouse,
-keyboard, windows and applications.
+	b.WriteString(`cubicle drives Cubicle desktops: it creates sandboxes on a server, runs
+commands and copies files in them, and drives a desktop (screenshots, mouse,
+keyboard, windows and applications) through its agent or the server.
 
 usage: cubicle VERB [ARGUMENTS] [FLAGS]
 
@@ -83,11 +83,16 @@ Flags of every verb:
   --token TOKEN    its access token (default $%s)
   --json           print machine-readable JSON
   --timeout D      limit for each call to the agent (default 30s)
+  --sandbox ID     drive the sandbox ID through the server instead of an agent
+  --server URL     the server (default $%s, else %s)
+
+The server verbs (create, ls, inspect, kill, exec, cp) and --sandbox need an
+API key of the server in $%s.
 
 Coordinates are whole pixels from the top left corner. Flags and arguments
 may come in any order; "--" ends the flags. Exit status: 0 done, 1 a call
 failed, 2 bad or missing arguments.
-`, envAgentURL, client.DefaultAgentURL, envToken)
+`, envAgentURL, client.DefaultAgentURL, envToken, envServerURL, client.DefaultServerURL, envAPIKey)
 	return b.String()
 }
 
@@ -102,9 +107,6 @@ func verbHelp(v *verb) string {
 	v.setup(fs)
 	var lines []string
 	fs.VisitAll(func(f *flag.Flag) {
-		if isCommonFlag(f.Name) {
-			return
-		}
 		name, usage := flag.UnquoteUsage(f)
 		left := dashed(f.Name)
 		if name != "" {
@@ -123,7 +125,7 @@ func verbHelp(v *verb) string {
 		}
 		_ = tw.Flush()
 	}
-	b.WriteString("\nFlags of every verb: --agent URL, --token TOKEN, --json, --timeout D (see cubicle help).\n")
+	b.WriteString("\nFlags of every verb: --agent URL, --token TOKEN, --json, --timeout D, --sandbox ID,\n--server URL (see cubicle help).\n")
 	return b.String()
 }
 
@@ -171,6 +173,24 @@ Example: cubicle key ctrl+a Delete
 "screenshot": {"format": "png"}}, or just an array of actions:
   [{"type": "click", "x": 10, "y": 20}, {"type": "type", "text": "hi"}]
 The batch stops at the first action that fails; those that ran are printed.
+`
+	case "create":
+		return `Its --timeout is the sandbox's time to live, not a limit on the call;
+extend it later through the SDK. Example:
+  cubicle create --resolution 1280x800 --metadata owner=ci --timeout 30m
+`
+	case "exec":
+		return `The program runs as argv, no shell: use -- sh -c 'SCRIPT' for one. Its
+output streams as it comes; the exit status is the program's (124 when its
+--timeout killed it, 128+N for signal N). There is no time limit unless
+--timeout is given.
+Example: cubicle exec SANDBOX -- ls -la /home/user
+`
+	case "cp":
+		return `A remote path that ends in / or names a directory gets the local file's
+name; so does a local directory. --timeout, when given, bounds the copy.
+Examples: cubicle cp report.pdf SANDBOX:/home/user/
+          cubicle cp SANDBOX:/tmp/screen.png .
 `
 	case "ready":
 		return `The exit status is 0 when the desktop is ready and 1 when it is not.
