@@ -47,6 +47,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		session     = fs.String("session", display.SessionXFCE, "desktop session: xfce or none (a bare X server)")
 		attach      = fs.Bool("attach", false, "drive an X server that already runs on --display instead of starting one")
 		userName    = fs.String("user", "", "run the session and launched apps as this user, in its home (needs root)")
+		inheritEnv  = fs.Bool("inherit-env", false, "pass the agent's own environment to the desktop and every command (inside a sandbox: the env vars given at create)")
 		home        = fs.String("home", "", "home directory of the desktop when --user is not given (default ~/.local/share/cubicle/home)")
 		token       = fs.String("token", os.Getenv("CUBICLE_AGENT_TOKEN"), "access token required on every request (default $CUBICLE_AGENT_TOKEN)")
 		maxText     = fs.Int("max-text", desktop.DefaultMaxText, "longest text one action may type, in characters")
@@ -64,6 +65,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cubicle agent: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	// Nothing the agent starts inherits the token.
+	os.Unsetenv("CUBICLE_AGENT_TOKEN")
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "cubicle agent: %v\n", err)
@@ -88,6 +91,13 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 			Display: num, Width: w, Height: h, Depth: *depth, DPI: *dpi,
 			GLX: *glx, Session: *session, VNCPort: *vncPort,
 		},
+	}
+	if *inheritEnv {
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CUBICLE_") && !strings.HasPrefix(kv, "DISPLAY=") {
+				cfg.Display.Env = append(cfg.Display.Env, kv)
+			}
+		}
 	}
 	if !*attach {
 		u, err := desktopUser(*userName, *home)

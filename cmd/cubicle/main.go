@@ -1,6 +1,7 @@
-// Command cubicle is Cubicle's one binary: the in-sandbox desktop agent
-// (`cubicle agent`) and the client verbs that drive a desktop (`cubicle
-// screenshot`, `cubicle click`, ...).
+// Command cubicle is Cubicle's one binary: the server (`cubicle serve`), the
+// in-sandbox desktop agent (`cubicle agent`), administration (`cubicle
+// keys`, `cubicle template`) and the client verbs that drive sandboxes and
+// desktops (`cubicle create`, `cubicle screenshot`, `cubicle click`, ...).
 package main
 
 import (
@@ -35,6 +36,14 @@ func run(ctx context.Context, args []string) int {
 		switch args[0] {
 		case "agent":
 			return runAgent(ctx, args[1:], os.Stderr)
+		case "serve":
+			return runServe(ctx, args[1:], os.Stdout, os.Stderr)
+		case "keys":
+			return runKeys(ctx, args[1:], os.Stdout, os.Stderr)
+		case "template":
+			return runTemplate(ctx, args[1:], os.Stdout, os.Stderr)
+		case "sandbox-init":
+			return runSandboxInit(args[1:])
 		case "version", "--version":
 			fmt.Println("cubicle", version)
 			return 0

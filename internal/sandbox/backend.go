@@ -48,8 +48,8 @@ type Spec struct {
 	// owned by host root, shared by every sandbox made from it.
 	RootFS string
 	// Agent is the host path of the cubicle binary; it is mounted read-only
-	// into the sandbox and runs as pid 1 with AgentArgs, the arguments
-	// after the program name (starting with the subcommand "agent").
+	// into the sandbox and runs as pid 1: `cubicle agent` followed by
+	// AgentArgs (the backend adds the subcommand).
 	Agent     string
 	AgentArgs []string
 	// Env is the environment of the agent (and so of every process it
@@ -63,10 +63,10 @@ type Spec struct {
 // Limits bound a sandbox's resources. Zero fields take the backend's
 // defaults.
 type Limits struct {
-	CPUs     float64 `json:"cpus,omitempty"`      // CPU time, in cores
-	MemoryMB int     `json:"memory_mb,omitempty"` // memory including tmpfs
-	DiskMB   int     `json:"disk_mb,omitempty"`   // the writable layer
-	Pids     int     `json:"pids,omitempty"`      // processes and threads
+	CPUs     float64 // CPU time, in cores
+	MemoryMB int     // memory including tmpfs
+	DiskMB   int     // the writable layer
+	Pids     int     // processes and threads
 }
 
 // NetworkPolicy is a sandbox's egress policy. Private ranges, link-local
@@ -75,9 +75,9 @@ type Limits struct {
 type NetworkPolicy struct {
 	// Internet allows egress to public addresses; false denies everything
 	// but AllowOut.
-	Internet bool           `json:"internet"`
-	AllowOut []netip.Prefix `json:"allow_out,omitempty"` // allowed even when Internet is false
-	DenyOut  []netip.Prefix `json:"deny_out,omitempty"`  // denied even when Internet is true
+	Internet bool
+	AllowOut []netip.Prefix // allowed even when Internet is false
+	DenyOut  []netip.Prefix // denied even when Internet is true
 }
 
 // Instance is a running sandbox as the backend knows it. The store keeps

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/backend/local"
+	"github.com/cubicle-dev/cubicle/internal/netpolicy"
+	"github.com/cubicle-dev/cubicle/internal/proxy"
+	"github.com/cubicle-dev/cubicle/internal/sandbox"
+	"github.com/cubicle-dev/cubicle/internal/server"
+	"github.com/cubicle-dev/cubicle/internal/template"
+)
+
+const serveUsage = `usage: cubicle serve [flags]
+
+Runs the Cubicle server: the REST API (/v1), the proxy into sandboxes and
+the lifecycle of every sandbox. It needs root: sandboxes are built from
+Linux namespaces, cgroups and network interfaces. On the first start it
+builds the default "desktop" template (a few minutes, with progress) and
+prints an API key.
+
+Flags:
+`
+
+// serveFlags are the flags of serve and of the commands that share its
+// state directory (keys, template).
+type serveFlags struct {
+	stateDir     string
+	templatesDir string
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.stateDir, "state-dir", envOr("CUBICLE_STATE_DIR", "/var/lib/cubicle"), "where the database, templates and sandboxes live")
+	fs.StringVar(&f.templatesDir, "templates-dir", os.Getenv("CUBICLE_TEMPLATES_DIR"), "where built templates live (default <state-dir>/templates)")
+}
+
+func (f *serveFlags) templates() (*template.Store, error) {
+	dir := f.templatesDir
+	if dir == "" {
+		dir = filepath.Join(f.stateDir, "templates")
+	}
+	return template.NewStore(template.Config{Dir: dir})
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	var sf serveFlags
+	sf.register(fs)
+	var (
+		listen    = fs.String("listen", envOr("CUBICLE_LISTEN", "127.0.0.1:8080"), "address of the API and the proxy")
+		domain    = fs.String("domain", os.Getenv("CUBICLE_DOMAIN"), "route Host <port>-<id>.<domain> into sandboxes (needs wildcard DNS)")
+		tlsCert   = fs.String("tls-cert", "", "PEM certificate (a wildcard for *.<domain>); with --tls-key the server speaks HTTPS")
+		tlsKey    = fs.String("tls-key", "", "PEM private key of --tls-cert")
+		selfSign  = fs.Bool("tls-self-signed", false, "make (once) and use a local CA and a wildcard certificate for --domain")
+		publicURL = fs.String("public-url", os.Getenv("CUBICLE_PUBLIC_URL"), "the URL clients reach the server at (default: from each request)")
+		tmplName  = fs.String("template", "desktop", "template to build at start when it is missing (empty: none)")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat = fs.String("log-format", "text", "text or json")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cubicle serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "cubicle serve: %v\n", err)
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "cubicle serve: needs root: sandboxes are made of namespaces, cgroups and network interfaces (run it with sudo)")
+		return 1
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "cubicle serve: %v\n", err)
+		return 1
+	}
+
+	templates, err := sf.templates()
+	if err != nil {
+		return fail(err)
+	}
+	if *tmplName != "" {
+		if err := ensureTemplate(ctx, templates, *tmplName, stderr); err != nil {
+			return fail(err)
+		}
+	}
+
+	if *selfSign {
+		if *domain == "" {
+			fmt.Fprintln(stderr, "cubicle serve: --tls-self-signed needs --domain")
+			return 2
+		}
+		cert, key, err := proxy.SelfSignedWildcard(*domain, filepath.Join(sf.stateDir, "tls"))
+		if err != nil {
+			return fail(err)
+		}
+		*tlsCert, *tlsKey = cert, key
+	}
+
+	nets, err := netpolicy.New(netpolicy.Config{Logger: log.With("component", "network")})
+	if err != nil {
+		return fail(err)
+	}
+	backend, err := local.New(local.Config{
+		StateDir: filepath.Join(sf.stateDir, "sandboxes"),
+		Logger:   log.With("component", "backend"),
+		Network:  networkAdapter{nets},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := server.New(server.Config{
+		Listen:    *listen,
+		StateDir:  sf.stateDir,
+		Domain:    *domain,
+		TLSCert:   *tlsCert,
+		TLSKey:    *tlsKey,
+		PublicURL: *publicURL,
+		Logger:    log,
+		NewProxy: func(resolve server.ResolveFunc) (http.Handler, error) {
+			return proxy.New(proxy.Config{
+				Domain: *domain,
+				Logger: log.With("component", "proxy"),
+				Resolve: func(ctx context.Context, id string) (proxy.Target, error) {
+					addr, token, ok := resolve(id)
+					if !ok {
+						return proxy.Target{}, desktop.Errorf(desktop.CodeNotFound, "no running sandbox %s", id)
+					}
+					return proxy.Target{Addr: addr.Addr(), Token: token, State: proxy.StateRunning}, nil
+				},
+			})
+		},
+	}, backend, templateAdapter{templates})
+	if err != nil {
+		return fail(err)
+	}
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://%s", scheme, *listen)
+	if *publicURL != "" {
+		url = *publicURL
+	}
+	fmt.Fprintf(stdout, "cubicle: serving on %s (API: %s/v1, OpenAPI: %s/v1/openapi.yaml)\n", url, url, url)
+	if k := srv.FirstKey(); k != "" {
+		fmt.Fprintf(stdout, "cubicle: API key (shown once; make more with `cubicle keys create NAME`):\n\n    %s\n\n", k)
+	} else {
+		fmt.Fprintln(stdout, "cubicle: API keys exist already; list them with `cubicle keys ls`, add one with `cubicle keys create NAME`")
+	}
+	fmt.Fprintf(stdout, "cubicle: try: CUBICLE_URL=%s CUBICLE_API_KEY=<key> cubicle create\n", url)
+	if err := srv.Run(ctx); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// ensureTemplate builds the named built-in template unless a build exists.
+func ensureTemplate(ctx context.Context, store *template.Store, name string, stderr io.Writer) error {
+	if _, err := store.Get(name); err == nil {
+		return nil
+	} else if !errors.Is(err, desktop.ErrNotFound) {
+		return err
+	}
+	rec, err := template.Builtin(name)
+	if err != nil {
+		return fmt.Errorf("template %q is not built and is not a built-in recipe: build it with `cubicle template build -f RECIPE`", name)
+	}
+	fmt.Fprintf(stderr, "cubicle: building the %q template (first start only; a few minutes)\n", name)
+	t, err := store.Build(ctx, rec, template.RenderProgress(stderr))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "cubicle: template %s built: %d MB\n", t.Ref(), t.SizeBytes>>20)
+	return nil
+}
+
+// templateAdapter gives the sandbox manager the root filesystems of built
+// templates.
+type templateAdapter struct{ s *template.Store }
+
+func (a templateAdapter) Resolve(name string) (string, error) {
+	t, err := a.s.Resolve(name)
+	if err != nil {
+		return "", err
+	}
+	return t.RootFS, nil
+}
+
+// networkAdapter gives the local backend the sandbox networks.
+type networkAdapter struct{ m *netpolicy.Manager }
+
+func (a networkAdapter) Setup(ctx context.Context, id string) (local.NetInfo, error) {
+	n, err := a.m.Setup(ctx, id)
+	if err != nil {
+		return local.NetInfo{}, err
+	}
+	return local.NetInfo{NetNSPath: n.NetNSPath, Addr: n.Addr}, nil
+}
+
+func (a networkAdapter) Apply(ctx context.Context, id string, p sandbox.NetworkPolicy) error {
+	return a.m.Apply(ctx, id, p)
+}
+
+func (a networkAdapter) Teardown(ctx context.Context, id string) error { return a.m.Teardown(ctx, id) }
+
+func (a networkAdapter) Reclaim(ctx context.Context, keep map[string]bool) error {
+	return a.m.Reclaim(ctx, keep)
+}
+
+var _ local.Network = networkAdapter{}
+var _ sandbox.Templates = templateAdapter{}

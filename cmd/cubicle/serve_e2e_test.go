@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cubicle-dev/cubicle/client"
+	"github.com/cubicle-dev/cubicle/desktop"
+)
+
+// sharedTemplates is where the desktop template is built once per machine;
+// the test builds it there when it is missing (several minutes).
+const sharedTemplates = "/var/lib/cubicle/templates"
+
+type runningServer struct {
+	cmd  *exec.Cmd
+	url  string
+	key  string
+	done chan error
+	mu   sync.Mutex
+	log  bytes.Buffer
+}
+
+func (s *runningServer) logText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// startServe runs `cubicle serve` on stateDir and waits until it prints
+// its URL (and, on the first start, its API key).
+func startServe(t *testing.T, stateDir, addr string) *runningServer {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--state-dir", stateDir, "--templates-dir", sharedTemplates, "--listen", addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &runningServer{cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
+	cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.log}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// The first start may build the template: allow for it.
+	deadline := time.After(25 * time.Minute)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("serve exited early:\n%s", s.logText())
+			}
+			if f := strings.Fields(l); len(f) == 1 && strings.HasPrefix(f[0], "cbk_") {
+				s.key = f[0]
+			}
+			if strings.HasPrefix(l, "cubicle: try:") {
+				go func() {
+					for range lines {
+					}
+				}()
+				s.waitAnswering(t)
+				return s
+			}
+		case <-deadline:
+			t.Fatalf("serve did not start:\n%s", s.logText())
+		}
+	}
+}
+
+// waitAnswering waits until the API answers: a restarted server adopts
+// its sandboxes before it serves.
+func (s *runningServer) waitAnswering(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the server to answer", 2*time.Minute, func() (bool, string) {
+		resp, err := http.Get(s.url + "/v1/openapi.yaml")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode < 500, resp.Status
+	})
+}
+
+func (s *runningServer) stop(sig syscall.Signal) error {
+	syscall.Kill(s.cmd.Process.Pid, sig)
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		return errors.New("serve did not stop within 30s")
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// leftovers lists what a sandbox could leave on the host.
+func leftovers(id string) []string {
+	var left []string
+	for _, ctrl := range []string{"memory", "pids", "cpu", "freezer", "unified"} {
+		p := filepath.Join("/sys/fs/cgroup", ctrl, "cubicle", id)
+		if _, err := os.Stat(p); err == nil {
+			left = append(left, p)
+		}
+	}
+	links, _ := os.ReadDir("/sys/class/net")
+	for _, l := range links {
+		if strings.HasPrefix(l.Name(), "cb") && strings.Contains(id, strings.TrimPrefix(l.Name(), "cb")) {
+			left = append(left, "veth "+l.Name())
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(b), id) {
+		left = append(left, "mount with "+id)
+	}
+	return left
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("cubicle serve needs root")
+	}
+	// Not under t.TempDir: the sandbox's init passes through the state
+	// directory as an unprivileged host uid, so every parent must be
+	// searchable.
+	state, err := os.MkdirTemp("", "cubicle-serve-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(state)
+	os.Chmod(state, 0o755)
+	addr := freePort(t)
+	srv := startServe(t, state, addr)
+	defer func() {
+		srv.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.logText())
+		}
+	}()
+	if srv.key == "" {
+		t.Fatal("the first start printed no API key")
+	}
+	ctx := context.Background()
+	c, err := client.New(srv.url, srv.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	start := time.Now()
+	sbx, err := c.Create(ctx, client.CreateOptions{
+		Timeout:  10 * time.Minute,
+		Metadata: map[string]string{"suite": "e2e"},
+		Env:      map[string]string{"GREETING": "hello from the sandbox"},
+	})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	t.Logf("create -> desktop ready in %v", time.Since(start))
+	id := sbx.ID()
+
+	t.Run("desktop", func(t *testing.T) {
+		b, err := sbx.Screenshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Bounds().Size() != (image.Point{1024, 768}) || uniform(img) {
+			t.Errorf("screenshot %v, uniform %v", img.Bounds().Size(), uniform(img))
+		}
+		if err := sbx.MoveMouse(ctx, 200, 150); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := sbx.GetCursorPosition(ctx); err != nil || p != (desktop.Point{X: 200, Y: 150}) {
+			t.Errorf("cursor %v %v", p, err)
+		}
+	})
+
+	t.Run("commands and files", func(t *testing.T) {
+		res, err := sbx.Commands.Run(ctx, `echo "$GREETING"; id -un; echo $DISPLAY`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "hello from the sandbox\nuser\n:0\n"; res.Stdout != want {
+			t.Errorf("stdout %q, want %q", res.Stdout, want)
+		}
+		_, err = sbx.Commands.Run(ctx, "exit 3")
+		var exit *client.CommandExitError
+		if !errors.As(err, &exit) || exit.Result.ExitCode != 3 {
+			t.Errorf("exit 3: %v", err)
+		}
+		if _, err := sbx.Files.Write(ctx, "/home/user/note.txt", []byte("notes ✓")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := sbx.Files.Read(ctx, "/home/user/note.txt")
+		if err != nil || string(got) != "notes ✓" {
+			t.Errorf("read back %q %v", got, err)
+		}
+		if _, err := sbx.Files.Read(ctx, "/etc/shadow"); err == nil {
+			t.Error("the desktop user read /etc/shadow")
+		}
+	})
+
+	t.Run("list and metadata", func(t *testing.T) {
+		page, err := c.List(ctx, client.ListOptions{Metadata: map[string]string{"suite": "e2e"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, s := range page.Sandboxes {
+			found = found || s.ID == id
+		}
+		if !found {
+			t.Errorf("list by metadata misses %s: %+v", id, page.Sandboxes)
+		}
+	})
+
+	t.Run("server restart keeps the sandbox", func(t *testing.T) {
+		srv.stop(syscall.SIGKILL)
+		srv2 := startServe(t, state, addr)
+		srv = srv2
+		sb2, err := c.Connect(ctx, id)
+		if err != nil {
+			t.Fatalf("connect after restart: %v", err)
+		}
+		res, err := sb2.Commands.Run(ctx, "echo still here")
+		if err != nil || res.Stdout != "still here\n" {
+			t.Errorf("after restart: %+v %v", res, err)
+		}
+	})
+
+	t.Run("kill leaves nothing", func(t *testing.T) {
+		if err := c.Kill(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the sandbox's leftovers to go", 30*time.Second, func() (bool, string) {
+			l := leftovers(id)
+			return len(l) == 0, fmt.Sprint(l)
+		})
+		if _, err := sbx.Commands.Run(ctx, "true"); err == nil {
+			t.Error("a killed sandbox still runs commands")
+		}
+	})
+}

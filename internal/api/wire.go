@@ -1,0 +1,205 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/sandbox"
+)
+
+// Sandbox is a sandbox on the wire.
+type Sandbox struct {
+	ID         string            `json:"id"`
+	Template   string            `json:"template"`
+	State      string            `json:"state"`
+	StartedAt  time.Time         `json:"started_at"`
+	EndAt      time.Time         `json:"end_at"`
+	Metadata   map[string]string `json:"metadata"`
+	Resolution Resolution        `json:"resolution"`
+	DPI        int               `json:"dpi"`
+	Limits     Limits            `json:"limits"`
+	Network    Network           `json:"network"`
+	// AccessToken is only in the answers to create, connect and get.
+	AccessToken string `json:"access_token,omitempty"`
+	AgentURL    string `json:"agent_url"`
+}
+
+// Resolution is a screen size in pixels.
+type Resolution struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+}
+
+// Limits bound a sandbox's resources; zero (left out) is the server's
+// default.
+type Limits struct {
+	CPUs     float64 `json:"cpus,omitempty"`
+	MemoryMB int     `json:"memory_mb,omitempty"`
+	DiskMB   int     `json:"disk_mb,omitempty"`
+}
+
+// Network is a sandbox's egress policy.
+type Network struct {
+	Internet bool     `json:"internet"`
+	AllowOut []string `json:"allow_out"`
+	DenyOut  []string `json:"deny_out"`
+}
+
+// CreateRequest is the body of POST /v1/sandboxes.
+type CreateRequest struct {
+	Template   string            `json:"template"`
+	Resolution Resolution        `json:"resolution"`
+	DPI        int               `json:"dpi"`
+	TimeoutS   int               `json:"timeout_s"`
+	Metadata   map[string]string `json:"metadata"`
+	Env        map[string]string `json:"env"`
+	Limits     Limits            `json:"limits"`
+	Network    Network           `json:"network"`
+}
+
+// defaultCreateRequest is what a field left out of a create body means.
+func defaultCreateRequest() CreateRequest {
+	d := sandbox.DefaultCreateRequest()
+	return CreateRequest{
+		Template:   d.Template,
+		Resolution: Resolution{Width: d.Width, Height: d.Height},
+		DPI:        d.DPI,
+		TimeoutS:   int(d.Timeout / time.Second),
+		Network:    Network{Internet: d.Network.Internet},
+	}
+}
+
+// TimeoutRequest is the body of POST /v1/sandboxes/{id}/timeout.
+type TimeoutRequest struct {
+	TimeoutS *int `json:"timeout_s"`
+}
+
+// ConnectRequest is the (optional) body of POST /v1/sandboxes/{id}/connect.
+type ConnectRequest struct {
+	TimeoutS *int `json:"timeout_s,omitempty"`
+}
+
+// MetadataRequest is the body of PATCH /v1/sandboxes/{id}/metadata.
+type MetadataRequest struct {
+	Metadata *map[string]string `json:"metadata"`
+}
+
+// ListResponse is a page of GET /v1/sandboxes.
+type ListResponse struct {
+	Sandboxes []Sandbox `json:"sandboxes"`
+	Next      string    `json:"next"`
+}
+
+// Metrics is the answer of GET /v1/sandboxes/{id}/metrics.
+type Metrics struct {
+	sandbox.Stats
+	Timestamp time.Time `json:"timestamp"`
+}
+
+func (c CreateRequest) toSandbox() (sandbox.CreateRequest, error) {
+	netw, err := c.Network.toPolicy("network.")
+	if err != nil {
+		return sandbox.CreateRequest{}, err
+	}
+	timeout, err := seconds(c.TimeoutS)
+	if err != nil {
+		return sandbox.CreateRequest{}, err
+	}
+	return sandbox.CreateRequest{
+		Template: c.Template,
+		Width:    c.Resolution.Width,
+		Height:   c.Resolution.Height,
+		DPI:      c.DPI,
+		Timeout:  timeout,
+		Metadata: c.Metadata,
+		Env:      c.Env,
+		Limits:   sandbox.Limits{CPUs: c.Limits.CPUs, MemoryMB: c.Limits.MemoryMB, DiskMB: c.Limits.DiskMB},
+		Network:  netw,
+	}, nil
+}
+
+// seconds turns timeout_s into a duration, refusing what would overflow.
+func seconds(s int) (time.Duration, error) {
+	max := int(sandbox.MaxTimeout / time.Second)
+	if s < 1 || s > max {
+		return 0, &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: "timeout_s",
+			Message: fmt.Sprintf("timeout_s must be from 1 to %d seconds, not %d", max, s)}
+	}
+	return time.Duration(s) * time.Second, nil
+}
+
+// toPolicy parses the CIDR lists; field prefixes the field names in errors.
+func (n Network) toPolicy(field string) (sandbox.NetworkPolicy, error) {
+	p := sandbox.NetworkPolicy{Internet: n.Internet}
+	for _, l := range []struct {
+		name string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"allow_out", n.AllowOut, &p.AllowOut}, {"deny_out", n.DenyOut, &p.DenyOut}} {
+		if len(l.in) > sandbox.MaxNetworkPrefixes {
+			return p, &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: field + l.name,
+				Message: fmt.Sprintf("%s%s has %d entries; at most %d are allowed", field, l.name, len(l.in), sandbox.MaxNetworkPrefixes)}
+		}
+		for i, s := range l.in {
+			pf, err := netip.ParsePrefix(s)
+			if err != nil {
+				name := fmt.Sprintf("%s%s[%d]", field, l.name, i)
+				return p, &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: name,
+					Message: fmt.Sprintf("%s = %.64q is not a CIDR prefix such as 203.0.113.0/24 or 2001:db8::/32", name, s)}
+			}
+			*l.out = append(*l.out, pf.Masked())
+		}
+	}
+	return p, nil
+}
+
+func fromPolicy(p sandbox.NetworkPolicy) Network {
+	n := Network{Internet: p.Internet, AllowOut: []string{}, DenyOut: []string{}}
+	for _, pf := range p.AllowOut {
+		n.AllowOut = append(n.AllowOut, pf.String())
+	}
+	for _, pf := range p.DenyOut {
+		n.DenyOut = append(n.DenyOut, pf.String())
+	}
+	return n
+}
+
+// wire turns rec into its JSON form; withToken adds the access token of a
+// sandbox that is not killed.
+func (h *Handler) wire(r *http.Request, rec sandbox.Record, withToken bool) Sandbox {
+	s := Sandbox{
+		ID:         rec.ID,
+		Template:   rec.Template,
+		State:      string(rec.State),
+		StartedAt:  rec.Created.UTC(),
+		EndAt:      rec.EndAt.UTC(),
+		Metadata:   rec.Metadata,
+		Resolution: Resolution{Width: rec.Params.Width, Height: rec.Params.Height},
+		DPI:        rec.Params.DPI,
+		Limits:     Limits{CPUs: rec.Params.Limits.CPUs, MemoryMB: rec.Params.Limits.MemoryMB, DiskMB: rec.Params.Limits.DiskMB},
+		Network:    fromPolicy(rec.Params.Network),
+		AgentURL:   h.baseURL(r) + "/sandboxes/" + rec.ID + "/agent",
+	}
+	if s.Metadata == nil {
+		s.Metadata = map[string]string{}
+	}
+	if withToken && rec.State != sandbox.StateKilled {
+		s.AccessToken = rec.Token
+	}
+	return s
+}
+
+// baseURL is how the client reached the server.
+func (h *Handler) baseURL(r *http.Request) string {
+	if h.cfg.PublicURL != "" {
+		return h.cfg.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

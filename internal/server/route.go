@@ -1,0 +1,85 @@
+package server
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/sandbox"
+)
+
+// ServeHTTP sends requests into sandboxes to the proxy and the rest to the
+// API. A request goes into a sandbox when it carries E2b-Sandbox-Id, when
+// its Host is "<port>-<id>.<Domain>", or when its path is under
+// /sandboxes/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.intoSandbox(r) {
+		s.api.ServeHTTP(w, r)
+		return
+	}
+	if s.proxy == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]*desktop.Error{"error": desktop.Errorf(desktop.CodeUnavailable,
+			"this server has no proxy into sandboxes")})
+		return
+	}
+	s.proxy.ServeHTTP(w, r)
+}
+
+func (s *Server) intoSandbox(r *http.Request) bool {
+	if r.Header.Get("E2b-Sandbox-Id") != "" {
+		return true
+	}
+	if s.cfg.Domain != "" {
+		if _, _, ok := ParseSandboxHost(r.Host, s.cfg.Domain); ok {
+			return true
+		}
+	}
+	return strings.HasPrefix(r.URL.Path, "/sandboxes/")
+}
+
+// ParseSandboxHost reads a Host of the form "<port>-<id>.<domain>" (with
+// or without ":port", any case, with or without a trailing dot) and
+// returns the port inside the sandbox and the sandbox id.
+func ParseSandboxHost(host, domain string) (port int, id string, ok bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	label, ok := strings.CutSuffix(host, "."+domain)
+	if !ok || domain == "" {
+		return 0, "", false
+	}
+	p, id, ok := strings.Cut(label, "-")
+	if !ok || !sandbox.ValidID(id) || len(p) == 0 || len(p) > 5 || p[0] == '0' {
+		return 0, "", false
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 || strconv.Itoa(port) != p {
+		return 0, "", false
+	}
+	return port, id, true
+}
+
+// validDomain reports whether d is a lower-case DNS name.
+func validDomain(d string) bool {
+	if len(d) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := range len(label) {
+			c := label[i]
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
