@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Cubicle needs, builds it, and runs a desktop with its API.
-# Stop it with Ctrl-C. Settings: DISPLAY_NUM (default 1), LISTEN
-# (default 127.0.0.1:49983), RESOLUTION (default 1024x768).
+# Installs what Cubicle needs, builds it and runs the server: the API, the
+# proxy into sandboxes and their lifecycle. The first start builds the
+# default "desktop" template (a few minutes, with progress). Prints the URL
+# and an API key. Stop it with Ctrl-C; sandboxes keep running and the next
+# start adopts them. Settings: LISTEN (default 127.0.0.1:8080), STATE_DIR
+# (default /var/lib/cubicle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,29 +13,14 @@ echo "cubicle: building"
 mkdir -p bin
 CGO_ENABLED=0 go build -o bin/cubicle ./cmd/cubicle
 
-display=":${DISPLAY_NUM:-1}"
-listen="${LISTEN:-127.0.0.1:49983}"
-token="${CUBICLE_AGENT_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
-export CUBICLE_AGENT_TOKEN="$token"
-
-bin/cubicle agent --display "$display" --listen "$listen" --resolution "${RESOLUTION:-1024x768}" &
-agent=$!
-trap 'kill -TERM $agent 2>/dev/null; wait $agent' INT TERM EXIT
-
-export CUBICLE_AGENT_URL="http://$listen" CUBICLE_TOKEN="$token"
-if bin/cubicle ready --wait 120s >/dev/null; then
-	cat <<MSG
-
-cubicle: desktop $display is ready
-  API:        http://$listen   (OpenAPI: http://$listen/openapi.yaml)
-  token:      $token
-  try:        export CUBICLE_AGENT_URL=http://$listen CUBICLE_TOKEN=$token
-              bin/cubicle screenshot -o shot.png
-              bin/cubicle launch xfce4-terminal && bin/cubicle type 'echo hello' && bin/cubicle key enter
-  stop:       Ctrl-C
-
-MSG
-else
-	echo "cubicle: the desktop did not become ready; see the log above" >&2
+listen="${LISTEN:-127.0.0.1:8080}"
+state="${STATE_DIR:-/var/lib/cubicle}"
+if [ -f "$state/cubicle.db" ]; then
+	# Not the first start: the server prints no key, so make one now.
+	key=$(bin/cubicle keys create --state-dir "$state" operator)
+	echo "cubicle: a new API key for this run (list them: bin/cubicle keys ls):"
+	echo
+	echo "    $key"
+	echo
 fi
-wait $agent
+exec bin/cubicle serve --listen "$listen" --state-dir "$state"

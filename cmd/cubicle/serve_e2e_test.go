@@ -44,7 +44,7 @@ func (s *runningServer) logText() string {
 
 // startServe runs `cubicle serve` on stateDir and waits until it prints
 // its URL (and, on the first start, its API key).
-func startServe(t *testing.T, stateDir, addr string) *runningServer {
+func startServe(t testing.TB, stateDir, addr string) *runningServer {
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "--state-dir", stateDir, "--templates-dir", sharedTemplates, "--listen", addr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -93,7 +93,7 @@ func startServe(t *testing.T, stateDir, addr string) *runningServer {
 
 // waitAnswering waits until the API answers: a restarted server adopts
 // its sandboxes before it serves.
-func (s *runningServer) waitAnswering(t *testing.T) {
+func (s *runningServer) waitAnswering(t testing.TB) {
 	t.Helper()
 	waitFor(t, "the server to answer", 2*time.Minute, func() (bool, string) {
 		resp, err := http.Get(s.url + "/v1/openapi.yaml")
