@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/backend/local"
@@ -90,6 +92,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "cubicle serve: %v\n", err)
 		return 1
 	}
+	// Sandbox networks, cgroups and firewall rules are host-wide: one
+	// server per host. The lock goes with the process, however it ends.
+	lock, err := lockHost()
+	if err != nil {
+		return fail(err)
+	}
+	defer lock.Close()
 
 	templates, err := sf.templates()
 	if err != nil {
@@ -169,6 +178,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(err)
 	}
 	return 0
+}
+
+// hostLock is where a running server holds its lock.
+const hostLock = "/run/cubicle/serve.lock"
+
+// lockHost takes the host-wide server lock, or says which process has it.
+func lockHost() (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(hostLock), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(hostLock, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(hostLock)
+		f.Close()
+		return nil, fmt.Errorf("another cubicle serve runs on this host (pid %s, lock %s); sandboxes share host-wide networks and cgroups, so stop it first",
+			strings.TrimSpace(string(b)), hostLock)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
 }
 
 // ensureTemplate builds the named built-in template unless a build exists.
