@@ -234,6 +234,15 @@ func TestServeEndToEnd(t *testing.T) {
 		if _, err := sbx.Files.Read(ctx, "/etc/shadow"); err == nil {
 			t.Error("the desktop user read /etc/shadow")
 		}
+		// Each sandbox gets its own hosts file that names it, and the
+		// host's name servers.
+		hosts, err := sbx.Files.Read(ctx, "/etc/hosts")
+		if err != nil || !strings.Contains(string(hosts), sbx.ID()) {
+			t.Errorf("/etc/hosts = %q, %v; want a line for %s", hosts, err, sbx.ID())
+		}
+		if _, err := sbx.Files.Read(ctx, "/etc/resolv.conf"); err != nil {
+			t.Errorf("/etc/resolv.conf: %v", err)
+		}
 	})
 
 	t.Run("list and metadata", func(t *testing.T) {

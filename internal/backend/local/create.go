@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -188,6 +189,7 @@ func (b *Backend) create(ctx context.Context, bx *box, spec sandbox.Spec) (*sand
 		TmpMB:       max(8, st.Limits.MemoryMB/4),
 		ShmMB:       max(8, st.Limits.MemoryMB/8),
 		AllowPtrace: b.cfg.AllowPtrace,
+		Files:       sandboxFiles(spec.Hostname),
 	}
 	msg, err := json.Marshal(cfg)
 	if err != nil {
@@ -257,4 +259,26 @@ func (b *Backend) LogPath(id string) (string, error) {
 		return "", fmt.Errorf("local: log %s: %w", id, desktop.ErrNotFound)
 	}
 	return p, nil
+}
+
+// sandboxFiles are the files every sandbox gets in its own writable layer:
+// the host's name servers (the network policy lets the sandbox reach
+// them on port 53) and a hosts file that knows the sandbox's name.
+func sandboxFiles(hostname string) map[string]string {
+	var rc strings.Builder
+	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && f[0] == "nameserver" {
+				if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() && !a.IsLoopback() {
+					rc.WriteString("nameserver " + a.String() + "\n")
+				}
+			}
+		}
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if hostname != "" {
+		hosts += "127.0.1.1\t" + hostname + "\n"
+	}
+	return map[string]string{"etc/resolv.conf": rc.String(), "etc/hosts": hosts}
 }

@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -65,6 +66,11 @@ func buildRoot(cfg *initConfig, fds [numInitFDs]int) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("chdir /: %w", err)
+	}
+	for rel, content := range cfg.Files {
+		if err := os.WriteFile("/"+rel, []byte(content), 0o644); err != nil {
+			return fmt.Errorf("write /%s: %w", rel, err)
+		}
 	}
 	return nil
 }

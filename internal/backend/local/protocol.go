@@ -36,6 +36,10 @@ type initConfig struct {
 	TmpMB       int  `json:"tmp_mb"`
 	ShmMB       int  `json:"shm_mb"`
 	AllowPtrace bool `json:"allow_ptrace"`
+	// Files are written into the new root before the agent starts, by
+	// path relative to the root: /etc/resolv.conf and /etc/hosts, which a
+	// template leaves for each sandbox to fill in.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // The detached mounts sent with the config, in this order.
