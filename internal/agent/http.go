@@ -17,6 +17,7 @@ import (
 
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/display"
+	"github.com/cubicle-dev/cubicle/internal/x11"
 )
 
 //go:embed openapi.yaml
@@ -277,28 +278,25 @@ func parseRect(s string) (desktop.Rect, error) {
 	return desktop.Rect{X: n[0], Y: n[1], Width: n[2], Height: n[3]}, nil
 }
 
-func (a *Agent) handleCursor(w http.ResponseWriter, r *http.Request) error {
+// answer writes what get reads from the desktop, once it is ready.
+func answer[T any](a *Agent, w http.ResponseWriter, r *http.Request, get func(*x11.Conn, context.Context) (T, error)) error {
 	x, err := a.conn()
 	if err != nil {
 		return err
 	}
-	p, err := x.CursorPosition(r.Context())
+	v, err := get(x, r.Context())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, p)
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (a *Agent) handleCursor(w http.ResponseWriter, r *http.Request) error {
+	return answer(a, w, r, (*x11.Conn).CursorPosition)
 }
 
 func (a *Agent) handleScreen(w http.ResponseWriter, r *http.Request) error {
-	x, err := a.conn()
-	if err != nil {
-		return err
-	}
-	s, err := x.ScreenSize(r.Context())
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, s)
+	return answer(a, w, r, (*x11.Conn).ScreenSize)
 }
 
 func (a *Agent) handleWindows(w http.ResponseWriter, r *http.Request) error {
@@ -390,15 +388,10 @@ type clipboardBody struct {
 }
 
 func (a *Agent) handleClipboard(w http.ResponseWriter, r *http.Request) error {
-	x, err := a.conn()
-	if err != nil {
-		return err
-	}
-	text, err := x.Clipboard(r.Context())
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, clipboardBody{Text: &text})
+	return answer(a, w, r, func(x *x11.Conn, ctx context.Context) (clipboardBody, error) {
+		text, err := x.Clipboard(ctx)
+		return clipboardBody{Text: &text}, err
+	})
 }
 
 func (a *Agent) handleSetClipboard(w http.ResponseWriter, r *http.Request) error {
