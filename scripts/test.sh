@@ -10,5 +10,7 @@ go vet ./...
 
 echo "== go test (race detector on)"
 # Packages run one at a time: the desktop tests start real X servers and
-# XFCE sessions, and two cores are shared.
-go test -race -count=1 -p 1 -timeout 20m ./...
+# XFCE sessions, the server tests real sandboxes, and two cores are shared.
+# The first run on a machine also builds the desktop template (debootstrap,
+# a few minutes) into /var/lib/cubicle/templates; later runs reuse it.
+go test -race -count=1 -p 1 -timeout 40m ./...
