@@ -111,6 +111,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	// As pid 1 (inside a sandbox) the agent reaps every orphan and owns
 	// every process it starts.
 	if reaper.IsInit() {
+		prewarmThreads(48)
 		r := reaper.New(log.With("component", "reaper"))
 		reaped := make(chan struct{})
 		rctx, stopReaper := context.WithCancel(ctx)
