@@ -2,14 +2,10 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	_ "embed"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +13,7 @@ import (
 
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/display"
+	"github.com/cubicle-dev/cubicle/internal/httpjson"
 	"github.com/cubicle-dev/cubicle/internal/x11"
 )
 
@@ -86,63 +83,17 @@ func tokenOK(r *http.Request, token string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
-// writeError writes err as {"error": {...}} with the status of its class.
-// Internal errors get an id that ties the answer to the log line.
 func (a *Agent) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status := desktop.HTTPStatus(err)
-	var de *desktop.Error
-	if !errors.As(err, &de) {
-		de = &desktop.Error{Code: desktop.CodeOf(err), Message: err.Error(), Index: -1}
-	}
-	if status >= 500 && de.Code == desktop.CodeInternal {
-		id := errorID()
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error_id", id, "error", err)
-		de = &desktop.Error{Code: de.Code, Message: fmt.Sprintf("%s (error id %s)", de.Message, id), Index: de.Index}
-	}
-	writeJSON(w, status, map[string]*desktop.Error{"error": de})
-}
-
-func errorID() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	httpjson.WriteError(w, r, a.log, err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+	return httpjson.WriteJSON(w, status, v)
 }
 
-// decode reads a JSON body strictly: no unknown fields, nothing after it,
-// at most maxBody bytes.
+// decode reads a JSON body strictly (see httpjson.Decode).
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		var syntax *json.SyntaxError
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &tooBig):
-			return desktop.Errorf(desktop.CodeTooLarge, "request body is over %d bytes; split the work into several requests", maxBody)
-		case errors.Is(err, io.EOF):
-			return desktop.Errorf(desktop.CodeBadRequest, "request body is empty; send a JSON object")
-		case errors.As(err, &syntax):
-			return desktop.Errorf(desktop.CodeBadRequest, "request body is not valid JSON: %v (at byte %d)", err, syntax.Offset)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return desktop.Errorf(desktop.CodeBadRequest, "request body is not valid JSON: it ends in the middle of a value")
-		case errors.As(err, &typeErr):
-			return &desktop.Error{Code: desktop.CodeBadRequest, Index: -1, Field: typeErr.Field,
-				Message: fmt.Sprintf("field %q must be %s, not a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)}
-		default:
-			return desktop.Errorf(desktop.CodeBadRequest, "bad request body: %v", err)
-		}
-	}
-	if dec.More() {
-		return desktop.Errorf(desktop.CodeBadRequest, "request body has data after the JSON value")
-	}
-	return nil
+	return httpjson.Decode(w, r, v, maxBody, false)
 }
 
 func (a *Agent) handleReady(w http.ResponseWriter, r *http.Request) error {

@@ -4,19 +4,16 @@
 package api
 
 import (
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/httpjson"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 )
 
@@ -161,105 +158,16 @@ func requestKey(r *http.Request) string {
 	return r.Header.Get("X-API-Key")
 }
 
-// writeError writes err as {"error": {...}} with the status of its class.
-// Internal errors get an id that ties the answer to the log line with the
-// cause; their message stays in the log.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status := desktop.HTTPStatus(err)
-	var de *desktop.Error
-	if !errors.As(err, &de) {
-		de = &desktop.Error{Code: desktop.CodeOf(err), Message: err.Error(), Index: -1}
-	}
-	if de.Code == desktop.CodeInternal || status == http.StatusInternalServerError {
-		id := errorID()
-		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error_id", id, "error", err)
-		de = &desktop.Error{Code: desktop.CodeInternal, Index: -1,
-			Message: fmt.Sprintf("internal error (error id %s); the server log has the details", id)}
-		status = http.StatusInternalServerError
-	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="cubicle"`)
-	}
-	writeJSON(w, status, map[string]*desktop.Error{"error": de})
-}
-
-func errorID() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	httpjson.WriteError(w, r, h.log, err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+	return httpjson.WriteJSON(w, status, v)
 }
 
-// decode reads a JSON body strictly into v: no unknown fields, nothing
-// after it, at most MaxBody bytes. With optional, an empty body leaves v
-// as it is.
+// decode reads a JSON body strictly into v (see httpjson.Decode). With
+// optional, an empty body leaves v as it is.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if optional && errors.Is(err, io.EOF) {
-			return nil
-		}
-		return h.decodeError(err)
-	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return h.decodeError(err)
-		}
-		return desktop.Errorf(desktop.CodeBadRequest, "request body has data after the JSON object; send exactly one object")
-	}
-	return nil
-}
-
-func (h *Handler) decodeError(err error) error {
-	var (
-		tooBig  *http.MaxBytesError
-		syntax  *json.SyntaxError
-		typeErr *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &tooBig):
-		return desktop.Errorf(desktop.CodeTooLarge, "request body is over %d bytes", h.cfg.MaxBody)
-	case errors.Is(err, io.EOF):
-		return desktop.Errorf(desktop.CodeBadRequest, "request body is empty; send a JSON object")
-	case errors.As(err, &syntax):
-		return desktop.Errorf(desktop.CodeBadRequest, "request body is not valid JSON: %v (at byte %d)", err, syntax.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return desktop.Errorf(desktop.CodeBadRequest, "request body is not valid JSON: it ends in the middle of a value")
-	case errors.As(err, &typeErr):
-		return &desktop.Error{Code: desktop.CodeBadRequest, Index: -1, Field: typeErr.Field,
-			Message: fmt.Sprintf("field %q must be %s, not a JSON %s", typeErr.Field, jsonType(typeErr.Type.String()), typeErr.Value)}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &desktop.Error{Code: desktop.CodeBadRequest, Index: -1, Field: name,
-			Message: fmt.Sprintf("unknown field %q; see GET /v1/openapi.yaml", name)}
-	}
-	return desktop.Errorf(desktop.CodeBadRequest, "bad request body: %v", err)
-}
-
-// jsonType names a Go type the way a JSON user thinks of it.
-func jsonType(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
-		return "an integer"
-	case strings.HasPrefix(goType, "float"):
-		return "a number"
-	case goType == "string":
-		return "a string"
-	case goType == "bool":
-		return "true or false"
-	case strings.HasPrefix(goType, "map["):
-		return "an object of strings"
-	case strings.HasPrefix(goType, "[]"):
-		return "an array"
-	}
-	return "an object"
+	return httpjson.Decode(w, r, v, h.cfg.MaxBody, optional)
 }
