@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/cubicle-dev/cubicle/internal/mountinfo"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -150,8 +150,8 @@ func unmountUnder(dir string) error {
 }
 
 // mountPoints lists the mount points in a mountinfo file.
-func mountPoints(mountinfo string) ([]string, error) {
-	f, err := os.Open(mountinfo)
+func mountPoints(path string) ([]string, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("template: read mounts: %w", err)
 	}
@@ -164,29 +164,10 @@ func mountPoints(mountinfo string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		out = append(out, unescapeMountinfo(fields[4]))
+		out = append(out, mountinfo.Unescape(fields[4]))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("template: read mounts: %w", err)
 	}
 	return out, nil
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cubicle-dev/cubicle/internal/mountinfo"
 	"io/fs"
 	"math"
 	"os"
@@ -78,27 +79,7 @@ func parseMountinfo(line string) (mnt, fstype, superOpts string, ok bool) {
 	if len(f) < 5 || len(g) < 3 {
 		return "", "", "", false
 	}
-	return unescapeMountinfo(f[4]), g[0], g[2], true
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of
-// mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mountinfo.Unescape(f[4]), g[0], g[2], true
 }
 
 // groups are one sandbox's cgroups.
