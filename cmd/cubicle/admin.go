@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,16 +25,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage); fs.PrintDefaults() }
 	var sf serveFlags
 	sf.register(fs)
-	if len(args) == 0 {
-		fs.Usage()
-		return 2
-	}
-	verb := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	verb, code, ok := parseVerb(fs, args)
+	if !ok {
+		return code
 	}
 	st, err := store.Open(ctx, filepath.Join(sf.stateDir, "cubicle.db"))
 	if err != nil {
@@ -96,16 +88,9 @@ func runTemplate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var sf serveFlags
 	sf.register(fs)
 	file := fs.String("f", "", "recipe file to build")
-	if len(args) == 0 {
-		fs.Usage()
-		return 2
-	}
-	verb := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	verb, code, ok := parseVerb(fs, args)
+	if !ok {
+		return code
 	}
 	ts, err := sf.templates()
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,15 +54,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat   = fs.String("log-format", "text", "text or json")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cubicle agent: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseOnlyFlags(fs, args, stderr); !ok {
+		return code
 	}
 	// Nothing the agent starts inherits the token.
 	os.Unsetenv("CUBICLE_AGENT_TOKEN")

@@ -69,15 +69,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cubicle serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseOnlyFlags(fs, args, stderr); !ok {
+		return code
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
