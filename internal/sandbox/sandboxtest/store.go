@@ -1,12 +1,14 @@
 package sandboxtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,16 +119,7 @@ func (s *Store) ListSandboxes(ctx context.Context, f sandbox.Filter) ([]sandbox.
 		}
 	}
 	slices.SortFunc(out, func(a, b sandbox.Record) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
 	})
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
@@ -246,16 +239,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]sandbox.Key, error) {
 	}
 	out := slices.Clone(s.keys)
 	slices.SortStableFunc(out, func(a, b sandbox.Key) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
 	})
 	return out, nil
 }
