@@ -150,7 +150,7 @@ func (l *Launcher) start(argv, env []string, dir string) (int, error) {
 
 // Close stops every process still running that this Launcher started (its
 // whole process group): SIGTERM, then SIGKILL after the deadline of ctx or
-// five seconds.
+// five seconds. It returns when the groups are empty.
 func (l *Launcher) Close(ctx context.Context) {
 	l.mu.Lock()
 	pids := make([]int, 0, len(l.live))
@@ -163,18 +163,38 @@ func (l *Launcher) Close(ctx context.Context) {
 	}
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
-	deadline := 5 * time.Second
+	end := time.Now().Add(5 * time.Second)
 	if d, ok := ctx.Deadline(); ok {
-		deadline = time.Until(d)
+		end = d
 	}
 	select {
 	case <-done:
-	case <-time.After(deadline):
+	case <-time.After(time.Until(end)):
 		for _, pid := range pids {
 			syscall.Kill(-pid, syscall.SIGKILL)
 		}
 		<-done
 	}
+	// The leaders are reaped; what they started in their groups may still
+	// be dying, ignore SIGTERM, or wait for whoever reaps orphans here.
+	for _, pid := range pids {
+		if !groupGone(pid, end) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+			groupGone(pid, time.Now().Add(time.Second))
+		}
+	}
+}
+
+// groupGone waits until process group pgid has no process left, or until
+// end, and says whether it is gone.
+func groupGone(pgid int, end time.Time) bool {
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 // lookPath finds file on the PATH of env (not of this process: the desktop

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,7 +55,7 @@ func probeMain(args []string) int {
 	case "noop":
 		return 0
 	case "traceme":
-		fmt.Printf("TRACEME %v\n", rawErrno(unix.SYS_PTRACE, unix.PTRACE_TRACEME))
+		fmt.Printf("TRACEME %v\n", tracemeOffMainThread())
 	case "x32":
 		unix.RawSyscall(0x40000000+unix.SYS_GETPID, 0, 0, 0)
 		fmt.Println("x32 call survived")
@@ -127,6 +128,24 @@ func wantErrno(err error, want syscall.Errno) error {
 		return nil
 	}
 	return fmt.Errorf("got %v, want %v", err, want)
+}
+
+// tracemeOffMainThread calls ptrace(PTRACE_TRACEME) from a thread that is
+// not the process's first one: the backend must still reap such an init.
+func tracemeOffMainThread() error {
+	res := make(chan error)
+	var try func()
+	try = func() {
+		runtime.LockOSThread() // never unlocked: the thread stays traced
+		if unix.Gettid() == unix.Getpid() {
+			go try() // this goroutine holds the first thread
+			select {}
+		}
+		res <- rawErrno(unix.SYS_PTRACE, unix.PTRACE_TRACEME)
+		select {}
+	}
+	go try()
+	return <-res
 }
 
 func rawErrno(trap uintptr, a ...uintptr) error {

@@ -156,11 +156,17 @@ func awaitExec(ctx context.Context, conn *net.UnixConn, pid int) error {
 // killInit kills a started init and reaps it.
 func killInit(p *os.Process) {
 	p.Kill()
-	p.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	reap(ctx, p.Pid)
 }
 
 // reap waits for the exit of pid, a child of this process, until ctx ends.
 // A pid that is not (or no longer) our child is done at once.
+//
+// A thread of the init that called ptrace(PTRACE_TRACEME) is traced by us:
+// when it dies it stays a zombie until we wait for its own thread id, and
+// until then the init itself cannot be reaped. Those threads are reaped too.
 func reap(ctx context.Context, pid int) error {
 	return poll(ctx, func() (bool, error) {
 		var ws unix.WaitStatus
@@ -171,6 +177,23 @@ func reap(ctx context.Context, pid int) error {
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return false, fmt.Errorf("wait for init: %w", err)
 		}
-		return got == pid, nil
+		if got == pid {
+			return true, nil
+		}
+		reapTracedThreads(pid)
+		return false, nil
 	})
+}
+
+// reapTracedThreads reaps the dead threads of process pid that we trace.
+func reapTracedThreads(pid int) {
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil || tid == pid {
+			continue
+		}
+		var ws unix.WaitStatus
+		unix.Wait4(tid, &ws, unix.WNOHANG|unix.WALL, nil)
+	}
 }
