@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/backend/local"
@@ -68,6 +69,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		tmplName  = fs.String("template", "desktop", "template to build at start when it is missing (empty: none)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
+		waitLock  = fs.Duration("wait-lock", 0, "wait this long for another cubicle serve on this host to stop, instead of failing at once")
 	)
 	if code, ok := parseOnlyFlags(fs, args, stderr); !ok {
 		return code
@@ -87,7 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	// Sandbox networks, cgroups and firewall rules are host-wide: one
 	// server per host. The lock goes with the process, however it ends.
-	lock, err := lockHost()
+	lock, err := lockHost(ctx, *waitLock, stderr)
 	if err != nil {
 		return fail(err)
 	}
@@ -177,7 +179,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 const hostLock = "/run/cubicle/serve.lock"
 
 // lockHost takes the host-wide server lock, or says which process has it.
-func lockHost() (*os.File, error) {
+// With wait > 0 it waits that long for the lock.
+func lockHost(ctx context.Context, wait time.Duration, stderr io.Writer) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(hostLock), 0o755); err != nil {
 		return nil, err
 	}
@@ -185,11 +188,24 @@ func lockHost() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	end := time.Now().Add(wait)
+	for said := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
 		b, _ := os.ReadFile(hostLock)
-		f.Close()
-		return nil, fmt.Errorf("another cubicle serve runs on this host (pid %s, lock %s); sandboxes share host-wide networks and cgroups, so stop it first",
-			strings.TrimSpace(string(b)), hostLock)
+		holder := strings.TrimSpace(string(b))
+		if time.Now().After(end) || ctx.Err() != nil {
+			f.Close()
+			return nil, fmt.Errorf("another cubicle serve runs on this host (pid %s, lock %s); sandboxes share host-wide networks and cgroups, so stop it first",
+				holder, hostLock)
+		}
+		if !said {
+			fmt.Fprintf(stderr, "cubicle: waiting up to %v for another cubicle serve (pid %s) to stop\n", wait, holder)
+			said = true
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	f.Truncate(0)
 	fmt.Fprintf(f, "%d\n", os.Getpid())

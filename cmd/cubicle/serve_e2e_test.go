@@ -46,7 +46,7 @@ func (s *runningServer) logText() string {
 // its URL (and, on the first start, its API key).
 func startServe(t testing.TB, stateDir, addr string) *runningServer {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--state-dir", stateDir, "--templates-dir", sharedTemplates, "--listen", addr)
+	cmd := exec.Command(binary, "serve", "--state-dir", stateDir, "--templates-dir", sharedTemplates, "--listen", addr, "--wait-lock", "20m")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
