@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -29,7 +30,12 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	st, err := store.Open(ctx, filepath.Join(sf.stateDir, "cubicle.db"))
+	db := filepath.Join(sf.stateDir, "cubicle.db")
+	if _, err := os.Stat(db); err != nil {
+		fmt.Fprintf(stderr, "cubicle keys: no server state in %s (%v): is --state-dir the one `cubicle serve` uses? The first start of the server makes it\n", sf.stateDir, err)
+		return 1
+	}
+	st, err := store.Open(ctx, db)
 	if err != nil {
 		fmt.Fprintf(stderr, "cubicle keys: %v (is --state-dir right? the server keeps its database there)\n", err)
 		return 1

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,10 @@ import (
 
 // binary is the cubicle binary built once for the end-to-end tests.
 var binary string
+
+// afterAll are run, last first, when every test and benchmark is done:
+// for fixtures that benchmarks share across their runs.
+var afterAll []func()
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cubicle-e2e")
@@ -38,6 +43,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range slices.Backward(afterAll) {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

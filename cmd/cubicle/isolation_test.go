@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,7 +33,9 @@ func TestIsolation(t *testing.T) {
 	}
 	defer os.RemoveAll(state)
 	os.Chmod(state, 0o755)
-	srv := startServe(t, state, freePort(t))
+	// Sandbox traffic goes to the test's own internet, never further.
+	world := newInternet(t)
+	srv := startServe(t, state, freePort(t), "--uplink", world.veth)
 	defer func() {
 		srv.stop(syscall.SIGTERM)
 		if t.Failed() {
@@ -149,6 +152,24 @@ func TestIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("idle memory", func(t *testing.T) {
+		// ISOLATION.md: anonymous memory of an idle desktop at most 300 MiB.
+		for _, x := range boxes {
+			rss, err := readCgroupField(cgroupFile(x.sbx.ID(), "memory", "memory.stat"), "total_rss")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: idle desktop anonymous memory %d MiB", x.name, rss>>20)
+			if rss > 300<<20 {
+				t.Errorf("%s: idle desktop uses %d MiB of anonymous memory, want at most 300", x.name, rss>>20)
+			}
+		}
+	})
+
+	t.Run("cpu quota", func(t *testing.T) { cpuQuota(t, b) })
+
+	t.Run("egress", func(t *testing.T) { egress(t, c, world) })
+
 	t.Run("fork bomb", func(t *testing.T) {
 		// Its own sandbox, so that A and B stay fit for what follows.
 		bomb, err := c.Create(ctx, client.CreateOptions{Timeout: 5 * time.Minute})
@@ -222,6 +243,42 @@ func TestIsolation(t *testing.T) {
 			})
 		}
 	})
+}
+
+// cpuQuota runs two busy loops for 3 s in sbx, whose quota is one CPU on
+// a host with two or more, and checks that they got no more than the
+// quota (plus 10 %) and that the kernel throttled them to hold it.
+func cpuQuota(t *testing.T, sbx *client.Sandbox) {
+	id := sbx.ID()
+	throttled := func() int64 {
+		n, err := readCgroupField(cgroupFile(id, "cpu", "cpu.stat"), "nr_throttled")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := throttled()
+	// bash's time reports the loops' own CPU time and the wall time.
+	out := mustInside(t, sbx, "", `TIMEFORMAT='%R %U %S'; { time { for i in 1 2; do timeout 3 sh -c 'while :; do :; done' & done; wait; } ; } 2>&1`)
+	f := strings.Fields(out)
+	if len(f) != 3 {
+		t.Fatalf("time printed %q", out)
+	}
+	var wall, user, sys float64
+	for i, p := range []*float64{&wall, &user, &sys} {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			t.Fatalf("time printed %q: %v", out, err)
+		}
+		*p = v
+	}
+	t.Logf("two busy loops: %.2f s of CPU in %.2f s", user+sys, wall)
+	if cpu := user + sys; cpu > 1.1*wall {
+		t.Errorf("two busy loops used %.2f s of CPU in %.2f s, over the quota of 1 CPU (+10%%)", cpu, wall)
+	}
+	if after := throttled(); after <= before {
+		t.Errorf("cpu.stat nr_throttled %d -> %d: the quota never held the loops back", before, after)
+	}
 }
 
 // forkBomb runs a fork bomb in bomb for 5 s and checks that the pids
@@ -325,6 +382,10 @@ func memoryHog(t *testing.T, hog, other *client.Sandbox, limitMB int) {
 // crossSandbox checks that a sees nothing of b: network, processes,
 // shared memory, SysV IPC and X display.
 func crossSandbox(t *testing.T, a, b *client.Sandbox, word string) {
+	idA, idB := mustInside(t, a, "", "cat /etc/machine-id"), mustInside(t, b, "", "cat /etc/machine-id")
+	if !regexp.MustCompile(`^[0-9a-f]{32}\n$`).MatchString(idA) || idA == idB {
+		t.Errorf("machine-id of A %q and of B %q: want two different ids of 32 hex digits", idA, idB)
+	}
 	m := regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)`).FindStringSubmatch(mustInside(t, b, "", "ip -4 -o addr show eth0"))
 	if m == nil {
 		t.Fatal("B has no IPv4 address on eth0")

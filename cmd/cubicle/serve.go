@@ -69,6 +69,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		tmplName  = fs.String("template", "desktop", "template to build at start when it is missing (empty: none)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
+		uplink    = fs.String("uplink", "", "interface sandbox traffic leaves the host by (default: the interface of the default route)")
 		waitLock  = fs.Duration("wait-lock", 0, "wait this long for another cubicle serve on this host to stop, instead of failing at once")
 	)
 	if code, ok := parseOnlyFlags(fs, args, stderr); !ok {
@@ -117,7 +118,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		*tlsCert, *tlsKey = cert, key
 	}
 
-	nets, err := netpolicy.New(netpolicy.Config{Logger: log.With("component", "network")})
+	nets, err := netpolicy.New(netpolicy.Config{Uplink: *uplink, Logger: log.With("component", "network")})
 	if err != nil {
 		return fail(err)
 	}

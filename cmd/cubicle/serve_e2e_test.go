@@ -44,9 +44,10 @@ func (s *runningServer) logText() string {
 
 // startServe runs `cubicle serve` on stateDir and waits until it prints
 // its URL (and, on the first start, its API key).
-func startServe(t testing.TB, stateDir, addr string) *runningServer {
+func startServe(t testing.TB, stateDir, addr string, extra ...string) *runningServer {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--state-dir", stateDir, "--templates-dir", sharedTemplates, "--listen", addr, "--wait-lock", "20m")
+	args := []string{"serve", "--state-dir", stateDir, "--templates-dir", sharedTemplates, "--listen", addr, "--wait-lock", "20m"}
+	cmd := exec.Command(binary, append(args, extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -259,7 +260,13 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("server restart keeps the sandbox", func(t *testing.T) {
+	t.Run("server restart keeps the sandbox and its timeout", func(t *testing.T) {
+		// A sandbox whose timeout passes while the server is down or
+		// just after: the new server must still end it.
+		short, err := c.Create(ctx, client.CreateOptions{Timeout: 20 * time.Second})
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
 		srv.stop(syscall.SIGKILL)
 		srv2 := startServe(t, state, addr)
 		srv = srv2
@@ -271,6 +278,38 @@ func TestServeEndToEnd(t *testing.T) {
 		if err != nil || res.Stdout != "still here\n" {
 			t.Errorf("after restart: %+v %v", res, err)
 		}
+		waitFor(t, "the short sandbox's timeout to kill it", 2*time.Minute, func() (bool, string) {
+			info, err := c.Get(ctx, short.ID())
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.State == "killed", info.State
+		})
+		waitFor(t, "the expired sandbox's leftovers to go", 30*time.Second, func() (bool, string) {
+			l := leftovers(short.ID())
+			return len(l) == 0, fmt.Sprint(l)
+		})
+		if _, err := short.Commands.Run(ctx, "true"); err == nil {
+			t.Error("an expired sandbox still runs commands")
+		}
+	})
+
+	t.Run("setting a timeout shortens it", func(t *testing.T) {
+		s, err := c.Create(ctx, client.CreateOptions{Timeout: time.Hour})
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer c.Kill(ctx, s.ID())
+		if err := s.SetTimeout(ctx, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the shortened timeout to kill the sandbox", time.Minute, func() (bool, string) {
+			info, err := c.Get(ctx, s.ID())
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.State == "killed", info.State
+		})
 	})
 
 	t.Run("kill leaves nothing", func(t *testing.T) {

@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -263,7 +265,8 @@ func (b *Backend) LogPath(id string) (string, error) {
 
 // sandboxFiles are the files every sandbox gets in its own writable layer:
 // the host's name servers (the network policy lets the sandbox reach
-// them on port 53) and a hosts file that knows the sandbox's name.
+// them on port 53), a hosts file that knows the sandbox's name, and a
+// machine-id of its own (D-Bus and others identify the machine by it).
 func sandboxFiles(hostname string) map[string]string {
 	var rc strings.Builder
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
@@ -280,5 +283,12 @@ func sandboxFiles(hostname string) map[string]string {
 	if hostname != "" {
 		hosts += "127.0.1.1\t" + hostname + "\n"
 	}
-	return map[string]string{"etc/resolv.conf": rc.String(), "etc/hosts": hosts}
+	return map[string]string{"etc/resolv.conf": rc.String(), "etc/hosts": hosts, "etc/machine-id": machineID()}
+}
+
+// machineID returns a new machine-id file: 32 lower-case hex digits.
+func machineID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b) + "\n"
 }
