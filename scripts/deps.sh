@@ -7,10 +7,10 @@ runtime=(
 	xvfb xfce4
 	xfce4-terminal dbus-x11 dbus x11vnc x11-utils x11-xserver-utils xdg-utils
 	libgtk-3-bin firefox-esr fonts-dejavu-core procps
-	ca-certificates debootstrap e2fsprogs util-linux iproute2
+	ca-certificates debootstrap e2fsprogs util-linux iproute2 novnc
 )
 test_only=(
-	xdotool scrot xterm busybox-static
+	xdotool scrot xterm busybox-static chromium
 )
 
 case "${1:-runtime}" in

@@ -4,6 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh test
+if [ "$(id -u)" -eq 0 ]; then
+	# Every XFCE session holds a few inotify instances; the default of 128
+	# per user is shared by all the desktops the tests start.
+	sysctl -q -w fs.inotify.max_user_instances=1024
+fi
+
+echo "== npm ci (compat/mcp: the npm MCP client the Go tests drive)"
+npm ci --prefix compat/mcp --no-audit --no-fund --loglevel=error
 
 echo "== go vet"
 go vet ./...
@@ -14,3 +22,6 @@ echo "== go test (race detector on)"
 # The first run on a machine also builds the desktop template (debootstrap,
 # a few minutes) into /var/lib/cubicle/templates; later runs reuse it.
 go test -race -count=1 -p 1 -timeout 40m ./...
+
+echo "== E2B SDK compatibility"
+scripts/compat.sh

@@ -50,6 +50,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintln(stdout, k)
+		fmt.Fprintf(stderr, "cubicle keys create: the same key for E2B's SDKs: E2B_API_KEY=%s\n", api.E2BKey(k))
 	case verb == "ls" && fs.NArg() == 0:
 		list, err := keys.List(ctx)
 		if err != nil {

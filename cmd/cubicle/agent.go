@@ -28,6 +28,7 @@ Examples:
   cubicle agent --display :1                       # start Xvfb + XFCE on :1, API on 127.0.0.1:49983
   cubicle agent --display :1 --resolution 1920x1080 --listen 127.0.0.1:8080
   cubicle agent --display :0 --attach              # drive an X server that is already running
+  cubicle agent --display :0 --display-mode external  # serve envd at once; a client starts Xvfb + XFCE through it
 
 Flags:
 `
@@ -45,6 +46,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		glx         = fs.Bool("glx", false, "keep Xvfb's GLX extension (costs ~35 MB per desktop; XFCE and Firefox run without it)")
 		session     = fs.String("session", display.SessionXFCE, "desktop session: xfce or none (a bare X server)")
 		attach      = fs.Bool("attach", false, "drive an X server that already runs on --display instead of starting one")
+		displayMode = fs.String("display-mode", envOr("CUBICLE_DISPLAY_MODE", agent.DisplayManaged), "managed (the agent runs Xvfb + XFCE) or external (a client starts the display through envd; the agent attaches when it appears)")
 		userName    = fs.String("user", "", "run the session and launched apps as this user, in its home (needs root)")
 		inheritEnv  = fs.Bool("inherit-env", false, "pass the agent's own environment to the desktop and every command (inside a sandbox: the env vars given at create)")
 		home        = fs.String("home", "", "home directory of the desktop when --user is not given (default ~/.local/share/cubicle/home)")
@@ -75,10 +77,11 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg := agent.Config{
-		Manage: !*attach,
-		Token:  *token,
-		Limits: desktop.Limits{MaxText: *maxText},
-		Logger: log,
+		Manage:      !*attach && *displayMode != agent.DisplayExternal,
+		DisplayMode: *displayMode,
+		Token:       *token,
+		Limits:      desktop.Limits{MaxText: *maxText},
+		Logger:      log,
 		Display: display.Config{
 			Display: num, Width: w, Height: h, Depth: *depth, DPI: *dpi,
 			GLX: *glx, Session: *session, VNCPort: *vncPort,
@@ -123,7 +126,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cubicle agent: listen on %s: %v (is another agent running? pick another with --listen)\n", *listen, err)
 		return 1
 	}
-	log.Info("agent listening", "address", ln.Addr().String(), "display", *displayName, "managed", !*attach)
+	log.Info("agent listening", "address", ln.Addr().String(), "display", *displayName, "managed", cfg.Manage, "display_mode", *displayMode)
 	if err := a.Run(ctx, ln); err != nil {
 		fmt.Fprintf(stderr, "cubicle agent: %v\n", err)
 		return 1

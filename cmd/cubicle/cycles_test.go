@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,19 +23,7 @@ func TestCreateKillCycles(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("cubicle serve needs root")
 	}
-	state, err := os.MkdirTemp("", "cubicle-cycles-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(state)
-	os.Chmod(state, 0o755)
-	srv := startServe(t, state, freePort(t))
-	defer func() {
-		srv.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.logText())
-		}
-	}()
+	srv, state := serveForTest(t)
 	c, err := client.New(srv.url, srv.key)
 	if err != nil {
 		t.Fatal(err)

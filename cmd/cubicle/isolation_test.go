@@ -27,21 +27,9 @@ func TestIsolation(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("cubicle serve needs root")
 	}
-	state, err := os.MkdirTemp("", "cubicle-isolation-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(state)
-	os.Chmod(state, 0o755)
 	// Sandbox traffic goes to the test's own internet, never further.
 	world := newInternet(t)
-	srv := startServe(t, state, freePort(t), "--uplink", world.veth)
-	defer func() {
-		srv.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.logText())
-		}
-	}()
+	srv, state := serveForTest(t, "--uplink", world.veth)
 	parent := t
 	if srv.key == "" {
 		t.Fatal("the first start printed no API key")

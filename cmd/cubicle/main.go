@@ -38,6 +38,8 @@ func run(ctx context.Context, args []string) int {
 			return runAgent(ctx, args[1:], os.Stderr)
 		case "serve":
 			return runServe(ctx, args[1:], os.Stdout, os.Stderr)
+		case "mcp":
+			return runMCP(ctx, args[1:], os.Stderr)
 		case "keys":
 			return runKeys(ctx, args[1:], os.Stdout, os.Stderr)
 		case "template":

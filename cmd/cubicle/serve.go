@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/api"
 	"github.com/cubicle-dev/cubicle/internal/backend/local"
 	"github.com/cubicle-dev/cubicle/internal/netpolicy"
 	"github.com/cubicle-dev/cubicle/internal/proxy"
@@ -71,6 +72,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logFormat = fs.String("log-format", "text", "text or json")
 		uplink    = fs.String("uplink", "", "interface sandbox traffic leaves the host by (default: the interface of the default route)")
 		waitLock  = fs.Duration("wait-lock", 0, "wait this long for another cubicle serve on this host to stop, instead of failing at once")
+		novncDir  = fs.String("novnc-dir", envOr("CUBICLE_NOVNC_DIR", "/usr/share/novnc"), "noVNC for the live view in the browser (apt-get install novnc)")
+		streamTTL = fs.Duration("stream-ttl", time.Hour, "how long a live-view URL works unless its request says")
 	)
 	if code, ok := parseOnlyFlags(fs, args, stderr); !ok {
 		return code
@@ -122,7 +125,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
+	// The limits of a sandbox that asks for none; E2B's API reports them.
+	defaults := sandbox.Limits{CPUs: 1, MemoryMB: 2048, DiskMB: 2048, Pids: 1024}
 	backend, err := local.New(local.Config{
+		Defaults: defaults,
 		StateDir: filepath.Join(sf.stateDir, "sandboxes"),
 		Logger:   log.With("component", "backend"),
 		Network:  networkAdapter{nets},
@@ -130,6 +136,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
+	defer backend.Close() // after the server: it stops watching the sandboxes
 	srv, err := server.New(server.Config{
 		Listen:    *listen,
 		StateDir:  sf.stateDir,
@@ -137,7 +144,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		TLSCert:   *tlsCert,
 		TLSKey:    *tlsKey,
 		PublicURL: *publicURL,
+		NoVNCDir:  *novncDir,
+		StreamTTL: *streamTTL,
 		Logger:    log,
+
+		SandboxDefaults: defaults,
 		NewProxy: func(resolve server.ResolveFunc) (http.Handler, error) {
 			return proxy.New(proxy.Config{
 				Domain: *domain,
@@ -164,16 +175,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		url = *publicURL
 	}
 	fmt.Fprintf(stdout, "cubicle: serving on %s (API: %s/v1, OpenAPI: %s/v1/openapi.yaml)\n", url, url, url)
+	fmt.Fprintf(stdout, "cubicle: dashboard: %s/ (log in with an API key)\n", url)
 	if k := srv.FirstKey(); k != "" {
 		fmt.Fprintf(stdout, "cubicle: API key (shown once; make more with `cubicle keys create NAME`):\n\n    %s\n\n", k)
 	} else {
 		fmt.Fprintln(stdout, "cubicle: API keys exist already; list them with `cubicle keys ls`, add one with `cubicle keys create NAME`")
 	}
+	fmt.Fprintf(stdout, "cubicle: E2B's SDKs: %s\n", e2bEnv(url, *domain, srv.FirstKey()))
 	fmt.Fprintf(stdout, "cubicle: try: CUBICLE_URL=%s CUBICLE_API_KEY=<key> cubicle create\n", url)
 	if err := srv.Run(ctx); err != nil {
 		return fail(err)
 	}
 	return 0
+}
+
+// e2bEnv is the environment that points E2B's SDKs at this server.
+func e2bEnv(url, domain, key string) string {
+	k := "e2b_<hex of your key>"
+	if key != "" {
+		k = api.E2BKey(key)
+	}
+	env := "E2B_API_KEY=" + k + " E2B_API_URL=" + url + " E2B_SANDBOX_URL=" + url
+	if domain != "" {
+		env += " E2B_DOMAIN=" + domain
+	}
+	return env
 }
 
 // hostLock is where a running server holds its lock.

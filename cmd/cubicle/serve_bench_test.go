@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"os"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,17 +15,7 @@ import (
 //
 //	go test -run '^$' -bench CreateKill -benchtime 20x ./cmd/cubicle/
 func BenchmarkCreateKill(b *testing.B) {
-	if os.Getuid() != 0 {
-		b.Skip("cubicle serve needs root")
-	}
-	state, err := os.MkdirTemp("", "cubicle-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(state)
-	os.Chmod(state, 0o755)
-	srv := startServe(b, state, freePort(b))
-	defer srv.stop(syscall.SIGTERM)
+	srv, _ := serveForTest(b)
 	c, err := client.New(srv.url, srv.key)
 	if err != nil {
 		b.Fatal(err)

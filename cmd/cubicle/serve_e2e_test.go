@@ -92,6 +92,32 @@ func startServe(t testing.TB, stateDir, addr string, extra ...string) *runningSe
 	}
 }
 
+// serveForTest starts a server on a fresh state directory with extra
+// flags. At cleanup it stops the server, logs its output if the test
+// failed, and removes the directory. Not under t.TempDir: the sandbox's
+// init passes through the state directory as an unprivileged host uid, so
+// every parent must be searchable.
+func serveForTest(t testing.TB, extra ...string) (*runningServer, string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("cubicle serve needs root")
+	}
+	state, err := os.MkdirTemp("", "cubicle-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(state, 0o755)
+	srv := startServe(t, state, freePort(t), extra...)
+	t.Cleanup(func() {
+		srv.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.logText())
+		}
+		os.RemoveAll(state)
+	})
+	return srv, state
+}
+
 // waitAnswering waits until the API answers: a restarted server adopts
 // its sandboxes before it serves.
 func (s *runningServer) waitAnswering(t testing.TB) {
@@ -309,6 +335,28 @@ func TestServeEndToEnd(t *testing.T) {
 				return false, err.Error()
 			}
 			return info.State == "killed", info.State
+		})
+	})
+
+	t.Run("a sandbox whose agent dies is removed", func(t *testing.T) {
+		s, err := c.Create(ctx, client.CreateOptions{Timeout: time.Hour})
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer c.Kill(ctx, s.ID())
+		if err := syscall.Kill(sandboxInit(t, s.ID()), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the server to notice the agent's death", time.Minute, func() (bool, string) {
+			info, err := c.Get(ctx, s.ID())
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.State == "killed", info.State
+		})
+		waitFor(t, "the dead sandbox's leftovers to go", 30*time.Second, func() (bool, string) {
+			l := leftovers(s.ID())
+			return len(l) == 0, fmt.Sprint(l)
 		})
 	})
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/display"
+	"github.com/cubicle-dev/cubicle/internal/envd"
 	"github.com/cubicle-dev/cubicle/internal/launch"
 	"github.com/cubicle-dev/cubicle/internal/x11"
 )
@@ -30,6 +31,10 @@ type Config struct {
 	// something else runs.
 	Display display.Config
 	Manage  bool
+	// DisplayMode is DisplayManaged (the default when empty) or
+	// DisplayExternal, which needs Manage false and takes Display.User as
+	// the desktop user.
+	DisplayMode string
 	// Token, when set, is required on every request but /health.
 	Token string
 	// Limits bounds actions; its Screen is filled in from the display.
@@ -43,6 +48,9 @@ type Config struct {
 
 // Validate checks c.
 func (c *Config) Validate() error {
+	if err := c.validateDisplayMode(); err != nil {
+		return err
+	}
 	if c.Manage {
 		return c.Display.Validate()
 	}
@@ -59,6 +67,7 @@ type Agent struct {
 	sup    *display.Supervisor // nil when attached to a foreign display
 	launch *launch.Launcher
 	cmds   *commands // commands started through the API
+	envd   *envd.Service
 
 	mu      sync.Mutex
 	x       *x11.Conn     // nil until connected
@@ -99,9 +108,17 @@ func New(cfg Config) (*Agent, error) {
 	} else {
 		n := cfg.Display.Display
 		lc.Env = func() []string { return attachedEnv(n) }
+		if cfg.external() {
+			a.externalLaunch(&lc)
+		}
 	}
 	a.launch = launch.New(lc)
 	a.cmds = newCommands(a)
+	ev, err := a.newEnvd()
+	if err != nil {
+		return nil, err
+	}
+	a.envd = ev
 	return a, nil
 }
 
@@ -113,8 +130,12 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Longer than the idle time of the server's proxy and of the Go
+		// client (90 s): a connection they keep must not be closed here
+		// first, or a request sent on it as it closes fails.
+		IdleTimeout: 5 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -149,6 +170,9 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 
 func (a *Agent) startDisplay(ctx context.Context) error {
 	if a.sup == nil {
+		// Someone else runs the X server (or, in the external display
+		// mode, starts it later through envd).
+		a.setReady(false, "waiting for the X server on "+a.displayName())
 		return nil
 	}
 	a.setReady(false, "starting the display")
@@ -161,6 +185,9 @@ func (a *Agent) startDisplay(ctx context.Context) error {
 
 func (a *Agent) shutdown(ctx context.Context) {
 	a.cmds.close()
+	if err := a.envd.Close(ctx); err != nil {
+		a.log.Warn("envd shutdown", "error", err)
+	}
 	a.launch.Close(ctx)
 	a.mu.Lock()
 	x := a.x
@@ -219,15 +246,20 @@ func (a *Agent) keepConnected(ctx context.Context) {
 
 // waitReady polls the readiness checks until they pass or x dies.
 func (a *Agent) waitReady(ctx context.Context, x *x11.Conn) {
+	start, last := time.Now(), ""
 	for {
 		reason, err := a.check(ctx, x)
 		if err == nil && reason == "" {
 			a.setReady(true, "")
-			a.log.Info("desktop ready")
+			a.log.Info("desktop ready", "after_ms", time.Since(start).Milliseconds())
 			return
 		}
 		if err != nil {
 			reason = err.Error()
+		}
+		if reason != last {
+			a.log.Debug("desktop not ready", "reason", reason, "after_ms", time.Since(start).Milliseconds())
+			last = reason
 		}
 		a.setReady(false, reason)
 		select {
@@ -331,7 +363,7 @@ func (a *Agent) displayName() string {
 
 // shmOwner is the uid the X server runs as, when it is not ours: the
 // supervisor runs Xvfb as this process, so there is none.
-func (a *Agent) shmOwner() int { return 0 }
+func (a *Agent) shmOwner() int { return a.externalShmOwner() }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

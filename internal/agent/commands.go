@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/proc"
 )
 
 // Limits of the command API.
@@ -54,7 +54,7 @@ func (a *Agent) commandRoutes(handle func(pattern string, h handlerFunc)) {
 }
 
 func newCommands(a *Agent) *commands {
-	return &commands{a: a, log: a.log.With("component", "commands"), procs: map[int]*proc{}}
+	return &commands{a: a, log: a.log.With("component", "commands"), procs: map[int]*command{}}
 }
 
 // commands is the table of the commands the agent started.
@@ -63,7 +63,7 @@ type commands struct {
 	log *slog.Logger
 
 	mu    sync.Mutex
-	procs map[int]*proc
+	procs map[int]*command
 	wg    sync.WaitGroup
 }
 
@@ -264,7 +264,7 @@ func workDir(cwd, home string) (string, error) {
 }
 
 // start starts a command and registers it.
-func (c *commands) start(argv []string, req *commandRequest, acct *account, timeout time.Duration) (*proc, error) {
+func (c *commands) start(argv []string, req *commandRequest, acct *account, timeout time.Duration) (*command, error) {
 	env := c.commandEnv(acct, req.Env)
 	dir, err := workDir(req.Cwd, acct.homeIn(env))
 	if err != nil {
@@ -277,7 +277,7 @@ func (c *commands) start(argv []string, req *commandRequest, acct *account, time
 	c.mu.Lock()
 	running := 0
 	for _, p := range c.procs {
-		if ended, _, _ := p.state(); !ended {
+		if ended, _, _ := p.State(); !ended {
 			running++
 		}
 	}
@@ -286,51 +286,15 @@ func (c *commands) start(argv []string, req *commandRequest, acct *account, time
 		return nil, desktop.Errorf(desktop.CodeUnavailable, "%d commands are running, the most the agent runs at once; wait for some to end or kill them", running)
 	}
 
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir, SysProcAttr: acct.sysProcAttr()}
-	var toClose []*os.File
-	defer func() {
-		for _, f := range toClose {
-			f.Close()
-		}
-	}()
-	info := commandInfo{Cmd: argv, Background: req.Background, User: acct.name, Cwd: dir, Stdin: req.Stdin, StartedAt: time.Now().UTC()}
-	p := newProc(cmd, info)
-	if req.Stdin {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			return nil, fmt.Errorf("agent: stdin pipe: %w", err)
-		}
-		toClose = append(toClose, pr)
-		cmd.Stdin, p.stdin = pr, pw
-	}
-	outR, outW, err := os.Pipe()
+	pr, err := proc.Start(proc.Options{
+		Path: path, Args: argv, Env: env, Dir: dir, SysProcAttr: acct.sysProcAttr(),
+		Stdin: req.Stdin, Start: c.a.cfg.StartProcess,
+	})
 	if err != nil {
-		p.closeStdin()
-		return nil, fmt.Errorf("agent: stdout pipe: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		p.closeStdin()
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("agent: stderr pipe: %w", err)
-	}
-	toClose = append(toClose, outW, errW)
-	cmd.Stdout, cmd.Stderr = outW, errW
-	p.readEnds = []*os.File{outR, errR}
-
-	startFn := cmd.Start
-	if c.a.cfg.StartProcess != nil {
-		startFn = func() error { return c.a.cfg.StartProcess(cmd) }
-	}
-	if err := startFn(); err != nil {
-		p.closeStdin()
-		outR.Close()
-		errR.Close()
 		return nil, startError(argv[0], dir, err)
 	}
-	p.pid = cmd.Process.Pid
-	p.info.PID = p.pid
+	info := commandInfo{PID: pr.Pid(), Cmd: argv, Background: req.Background, User: acct.name, Cwd: dir, Stdin: req.Stdin, StartedAt: time.Now().UTC()}
+	p := &command{Proc: pr, pid: pr.Pid(), info: info, timeout: timeout}
 
 	c.mu.Lock()
 	c.pruneLocked(time.Now())
@@ -339,8 +303,9 @@ func (c *commands) start(argv []string, req *commandRequest, acct *account, time
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
-		p.run(timeout)
-		c.log.Info("command ended", "pid", p.pid, "exit_code", p.end.ExitCode, "error", p.end.Error)
+		p.Run(timeout)
+		end := p.Next(proc.NewReader()).End
+		c.log.Info("command ended", "pid", p.pid, "exit_code", end.ExitCode, "error", end.Error)
 	}()
 	return p, nil
 }
@@ -361,27 +326,12 @@ func startError(program, dir string, err error) error {
 // findProgram finds name on the PATH of env, not of the agent: the desktop
 // user may have another.
 func findProgram(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
+	p, err := proc.LookPath(name, env)
+	if err != nil {
+		return "", &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "cmd",
+			Message: err.Error() + "; give a full path, or a script string to run it with bash"}
 	}
-	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
-			pathEnv = v
-			break
-		}
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "cmd",
-		Message: fmt.Sprintf("no program %q on the PATH (%s); give a full path, or a script string to run it with bash", name, pathEnv)}
+	return p, nil
 }
 
 // pruneLocked forgets ended commands past keepEnded, and the oldest ended
@@ -394,7 +344,7 @@ func (c *commands) pruneLocked(now time.Time) {
 	}
 	var list []ended
 	for pid, p := range c.procs {
-		done, at, kept := p.state()
+		done, at, kept := p.State()
 		if !done {
 			continue
 		}
@@ -418,14 +368,14 @@ func (c *commands) pruneLocked(now time.Time) {
 func (c *commands) close() {
 	c.mu.Lock()
 	for _, p := range c.procs {
-		p.kill(false)
+		p.Kill(false)
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
 }
 
 // lookup returns the command with the pid in the request's path.
-func (c *commands) lookup(r *http.Request) (*proc, error) {
+func (c *commands) lookup(r *http.Request) (*command, error) {
 	s := r.PathValue("pid")
 	pid, err := strconv.Atoi(s)
 	if err != nil || pid <= 0 {
@@ -446,7 +396,7 @@ func (c *commands) handleList(w http.ResponseWriter, r *http.Request) error {
 	c.mu.Lock()
 	list := []commandInfo{}
 	for _, p := range c.procs {
-		if ended, _, _ := p.state(); !ended {
+		if ended, _, _ := p.State(); !ended {
 			list = append(list, p.info)
 		}
 	}
@@ -486,10 +436,10 @@ func (c *commands) handleStdin(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
-	switch err := p.writeStdin(r.Context(), body.Data, body.Close); {
-	case errors.Is(err, errNoStdin):
+	switch err := p.WriteStdin(r.Context(), body.Data, body.Close); {
+	case errors.Is(err, proc.ErrNoStdin):
 		return desktop.Errorf(desktop.CodeConflict, "command %d was started without stdin; start it with \"stdin\": true", p.pid)
-	case errors.Is(err, errStdinClosed):
+	case errors.Is(err, proc.ErrStdinClosed):
 		return desktop.Errorf(desktop.CodeConflict, "the stdin of command %d is closed", p.pid)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return desktop.Errorf(desktop.CodeTimeout, "command %d does not read its stdin", p.pid)
@@ -519,8 +469,8 @@ func (c *commands) handleKill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := p.signal(sig); err != nil {
-		if errors.Is(err, errProcEnded) {
+	if err := p.Signal(sig); err != nil {
+		if errors.Is(err, proc.ErrEnded) {
 			return &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "pid",
 				Message: fmt.Sprintf("command %d has already ended", p.pid)}
 		}
@@ -584,37 +534,37 @@ func (ew *eventWriter) write(ev event) error {
 // (with follow) what comes until the end, and the end event once the
 // command has ended. It returns when the client goes away; the command
 // runs on.
-func streamOutput(r *http.Request, p *proc, ew *eventWriter, follow bool) {
-	rd := &outputReader{}
+func streamOutput(r *http.Request, p *command, ew *eventWriter, follow bool) {
+	rd := proc.NewReader()
 	if follow {
-		rd = p.attach()
-		defer p.detach(rd)
+		rd = p.Attach(false)
+		defer p.Detach(rd)
 	}
 	for {
-		b := p.next(rd)
-		if b.dropped > 0 {
-			if ew.write(event{Type: "dropped", Bytes: b.dropped}) != nil {
+		b := p.Next(rd)
+		if b.Dropped > 0 {
+			if ew.write(event{Type: "dropped", Bytes: b.Dropped}) != nil {
 				return
 			}
 		}
-		for _, ch := range b.chunks {
-			if ew.write(event{Type: ch.stream, Data: ch.data}) != nil {
+		for _, ch := range b.Chunks {
+			if ew.write(event{Type: string(ch.Stream), Data: ch.Data}) != nil {
 				return
 			}
 		}
-		if b.ended {
-			end := b.end
+		if b.Ended {
+			end := p.endOf(b.End)
 			ew.write(event{Type: "end", endInfo: &end})
 			return
 		}
-		if len(b.chunks) > 0 || b.dropped > 0 {
+		if len(b.Chunks) > 0 || b.Dropped > 0 {
 			continue
 		}
 		if !follow {
 			return
 		}
 		select {
-		case <-b.changed:
+		case <-b.Changed:
 		case <-r.Context().Done():
 			return
 		}

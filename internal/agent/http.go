@@ -52,7 +52,11 @@ func (a *Agent) Handler() http.Handler {
 	handle("POST /v1/open", a.handleOpen)
 	handle("POST /v1/stream", a.handleStartStream)
 	handle("DELETE /v1/stream", a.handleStopStream)
+	handle("GET /v1/stream/rfb", a.handleRFB)
 	a.commandRoutes(handle)
+	// E2B's envd: /process.Process/*, /filesystem.Filesystem/*, /files,
+	// /init, /envs, /metrics; it checks the token itself.
+	a.envd.Register(mux)
 	mux.Handle("/", a.authed(func(w http.ResponseWriter, r *http.Request) error {
 		return desktop.Errorf(desktop.CodeNotFound, "no route %s %s; see GET /openapi.yaml", r.Method, r.URL.Path)
 	}))

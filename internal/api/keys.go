@@ -17,6 +17,10 @@ import (
 // KeyPrefix starts every API key; 40 lowercase hex digits follow it.
 const KeyPrefix = "cbk_"
 
+// E2BKeyPrefix is the prefix E2B's SDKs expect. The same key works with
+// either prefix: cbk_<hex> and e2b_<hex> are one key.
+const E2BKeyPrefix = "e2b_"
+
 // keyHexLen is the number of hex digits after KeyPrefix.
 const keyHexLen = 40
 
@@ -43,9 +47,10 @@ type KeyInfo struct {
 	Revoked time.Time // zero while the key works
 }
 
-// ValidKey reports whether s has the form of an API key.
+// ValidKey reports whether s has the form of an API key, with either
+// prefix.
 func ValidKey(s string) bool {
-	hexPart, ok := strings.CutPrefix(s, KeyPrefix)
+	hexPart, ok := strings.CutPrefix(canonicalKey(s), KeyPrefix)
 	if !ok || len(hexPart) != keyHexLen {
 		return false
 	}
@@ -58,8 +63,26 @@ func ValidKey(s string) bool {
 	return true
 }
 
+// E2BKey returns key in the form E2B's SDKs accept (E2B_API_KEY):
+// the same secret behind E2BKeyPrefix.
+func E2BKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, KeyPrefix); ok {
+		return E2BKeyPrefix + rest
+	}
+	return key
+}
+
+// canonicalKey turns the E2B form of a key into the native one.
+func canonicalKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, E2BKeyPrefix); ok {
+		return KeyPrefix + rest
+	}
+	return key
+}
+
+// hashKey hashes the native form of key, so both forms find one record.
 func hashKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
+	sum := sha256.Sum256([]byte(canonicalKey(key)))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -142,7 +165,7 @@ func (m *KeyManager) Authenticate(ctx context.Context, key string) (string, erro
 	}
 	if !ValidKey(key) {
 		return "", desktop.Errorf(desktop.CodeUnauthorized,
-			"malformed API key: keys are %q followed by %d lowercase hex digits", KeyPrefix, keyHexLen)
+			"malformed API key: keys are %q (or %q) followed by %d lowercase hex digits", KeyPrefix, E2BKeyPrefix, keyHexLen)
 	}
 	k, err := m.store.KeyByHash(ctx, hashKey(key))
 	if errors.Is(err, desktop.ErrNotFound) {

@@ -18,6 +18,8 @@ func verbs() []*verb {
 		{"ls", "[--state running,paused] [--metadata K=V]...", "list your sandboxes on the server", setupLs},
 		{"inspect", "ID", "print a sandbox as JSON", setupInspect},
 		{"kill", "ID...", "kill sandboxes", setupKill},
+		{"view", "ID [--control] [--ttl D] [--resize off|scale|remote] [--window ID]",
+			"print a URL that shows the sandbox's desktop live in a browser", setupView},
 		{"exec", "ID [--env K=V]... [--cwd DIR] [--user root] [-i] -- PROGRAM [ARGS]...",
 			"run a program in a sandbox, stream its output and exit with its code", setupExec},
 		{"cp", "LOCAL ID:/PATH | ID:/PATH LOCAL", "copy a file into or out of a sandbox (\"-\" is standard input or output)", setupCp},
@@ -86,7 +88,7 @@ Flags of every verb:
   --sandbox ID     drive the sandbox ID through the server instead of an agent
   --server URL     the server (default $%s, else %s)
 
-The server verbs (create, ls, inspect, kill, exec, cp) and --sandbox need an
+The server verbs (create, ls, inspect, kill, view, exec, cp) and --sandbox need an
 API key of the server in $%s.
 
 Coordinates are whole pixels from the top left corner. Flags and arguments

@@ -34,7 +34,7 @@ const createCallLimit = 5 * time.Minute
 // one desktop.
 func isServerVerb(name string) bool {
 	switch name {
-	case "create", "ls", "inspect", "kill", "exec", "cp":
+	case "create", "ls", "inspect", "kill", "view", "exec", "cp":
 		return true
 	}
 	return false

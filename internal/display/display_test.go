@@ -106,7 +106,7 @@ func TestBareServer(t *testing.T) {
 	if len(st) != 1 || st[0].Name != partXvfb || !st[0].Running || st[0].PID == 0 || st[0].Restarts != 0 {
 		t.Errorf("Status() = %+v, want one running xvfb without restarts", st)
 	}
-	if !hasTag(st[0].PID, []byte(TagEnv+"="+s.ID())) {
+	if !slices.Contains(taggedPIDs(s.ID()), st[0].PID) {
 		t.Errorf("Xvfb (pid %d) does not carry the desktop tag", st[0].PID)
 	}
 	// A program started the way the agent starts apps carries the tag and

@@ -2,18 +2,17 @@ package launch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/proc"
 )
 
 // Config says how launched processes run.
@@ -200,40 +199,10 @@ func groupGone(pgid int, end time.Time) bool {
 // lookPath finds file on the PATH of env (not of this process: the desktop
 // user may have another).
 func lookPath(file string, env []string) (string, error) {
-	if strings.Contains(file, "/") {
-		if err := executable(file); err != nil {
-			return "", &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "command",
-				Message: fmt.Sprintf("cannot run %s: %v", file, err)}
-		}
-		return file, nil
-	}
-	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
-			pathEnv = v
-			break
-		}
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, file)
-		if executable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "command",
-		Message: fmt.Sprintf("no program %q on the desktop's PATH (%s); install it in the template or give a full path", file, pathEnv)}
-}
-
-func executable(p string) error {
-	st, err := os.Stat(p)
+	p, err := proc.LookPath(file, env)
 	if err != nil {
-		return err
+		return "", &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "command",
+			Message: err.Error() + "; install it in the template or give a full path"}
 	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return errors.New("not an executable file")
-	}
-	return nil
+	return p, nil
 }

@@ -46,6 +46,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req CreateRequest) (
 		Params: Params{
 			Width: req.Width, Height: req.Height, DPI: req.DPI,
 			Limits: req.Limits, Network: req.Network,
+			DisplayMode: req.DisplayMode,
 		},
 		Token: newToken(),
 	}
@@ -95,7 +96,7 @@ func (m *Manager) create(ctx context.Context, e *entry, rec Record, rootfs strin
 		return rec, fmt.Errorf("record: %w", err)
 	}
 
-	if err := m.waitReady(ctx, inst.Addr, rec.Token); err != nil {
+	if err := m.waitReady(ctx, inst.Addr, rec.Token, req.DisplayMode); err != nil {
 		return rec, err
 	}
 	rec.State = StateRunning
@@ -119,7 +120,10 @@ func (m *Manager) spec(rec Record, rootfs string, req CreateRequest) Spec {
 	// The token goes in the environment, not on the command line, where
 	// the host's ps would show it; the agent removes it from its own
 	// environment at start, so nothing it starts inherits it.
-	env = append(env, "DISPLAY=:0", "CUBICLE_AGENT_TOKEN="+rec.Token)
+	if _, set := req.Env["DISPLAY"]; !set {
+		env = append(env, "DISPLAY=:0")
+	}
+	env = append(env, "CUBICLE_AGENT_TOKEN="+rec.Token)
 	return Spec{
 		ID:        rec.ID,
 		RootFS:    rootfs,
@@ -135,7 +139,7 @@ func (m *Manager) spec(rec Record, rootfs string, req CreateRequest) Spec {
 // AgentArgs are the flags of `cubicle agent` in a sandbox with params p.
 // The access token reaches it as CUBICLE_AGENT_TOKEN in its environment.
 func AgentArgs(p Params) []string {
-	return []string{
+	args := []string{
 		"--display", ":0",
 		"--listen", "0.0.0.0:" + strconv.Itoa(AgentPort),
 		"--resolution", strconv.Itoa(p.Width) + "x" + strconv.Itoa(p.Height),
@@ -143,6 +147,10 @@ func AgentArgs(p Params) []string {
 		"--user", DesktopUser,
 		"--inherit-env",
 	}
+	if p.DisplayMode == DisplayExternal {
+		args = append(args, "--display-mode", string(DisplayExternal))
+	}
+	return args
 }
 
 // undoStack holds the undo of every step taken, run last first.

@@ -36,6 +36,10 @@ type Config struct {
 	// DialContext reaches the agents inside sandboxes; nil uses a
 	// net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Unrouted, if set, is called (outside the manager's locks) when a
+	// sandbox stops being reachable: killed, paused, timed out or lost.
+	// The proxy cuts its open connections to it there.
+	Unrouted func(id string)
 }
 
 // Validate checks c and fills in defaults.
@@ -298,11 +302,16 @@ func (m *Manager) Resolve(id string) (netip.AddrPort, string, bool) {
 // otherwise.
 func (m *Manager) setRoute(rec Record) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	_, had := m.routes[rec.ID]
 	if rec.State == StateRunning && rec.Instance != nil {
 		m.routes[rec.ID] = route{addr: netip.AddrPortFrom(rec.Instance.Addr, AgentPort), token: rec.Token}
+		had = false
 	} else {
 		delete(m.routes, rec.ID)
+	}
+	m.mu.Unlock()
+	if had {
+		m.unrouted(rec.ID)
 	}
 }
 
@@ -310,9 +319,19 @@ func (m *Manager) setRoute(rec Record) {
 func (m *Manager) forget(id string) {
 	m.sched.remove(id)
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	_, had := m.routes[id]
 	delete(m.live, id)
 	delete(m.routes, id)
+	m.mu.Unlock()
+	if had {
+		m.unrouted(id)
+	}
+}
+
+func (m *Manager) unrouted(id string) {
+	if m.cfg.Unrouted != nil {
+		m.cfg.Unrouted(id)
+	}
 }
 
 // event records what happened; the log is for debugging, so a failure to

@@ -19,11 +19,18 @@ const maxReadyWait = 30 * time.Second
 var errNotReady = errors.New("sandbox: the desktop is not ready")
 
 // waitReady polls the agent at addr until its desktop is ready, letting
-// the agent hold each request (GET /v1/ready?wait=).
-func (m *Manager) waitReady(ctx context.Context, addr netip.Addr, token string) error {
+// the agent hold each request (GET /v1/ready?wait=). In DisplayExternal
+// mode there is no desktop to wait for: the sandbox is ready once the
+// agent's envd answers (GET /health), so that the client's first command
+// finds it.
+func (m *Manager) waitReady(ctx context.Context, addr netip.Addr, token string, mode DisplayMode) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.ReadyTimeout, errNotReady)
 	defer cancel()
-	url := "http://" + netip.AddrPortFrom(addr, AgentPort).String() + "/v1/ready"
+	path := "/v1/ready"
+	if mode == DisplayExternal {
+		path = "/health"
+	}
+	url := "http://" + netip.AddrPortFrom(addr, AgentPort).String() + path
 	pause := 50 * time.Millisecond
 	last := "the agent has not answered yet"
 	for {
@@ -81,7 +88,7 @@ func (m *Manager) probe(ctx context.Context, url string, wait time.Duration, tok
 	}
 	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<16))
 	switch resp.StatusCode {
-	case http.StatusOK:
+	case http.StatusOK, http.StatusNoContent:
 		return true, "", nil
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return false, "", desktop.Errorf(desktop.CodeInternal, "the agent refused the sandbox's access token (%s)", resp.Status)

@@ -43,7 +43,23 @@ type CreateRequest struct {
 	Env     map[string]string
 	Limits  Limits
 	Network NetworkPolicy
+	// DisplayMode says who starts the sandbox's X server and desktop.
+	DisplayMode DisplayMode
 }
+
+// DisplayMode says who starts a sandbox's X server and desktop session.
+type DisplayMode string
+
+// The display modes.
+const (
+	// DisplayManaged has the agent start Xvfb and XFCE on :0 and keep
+	// them running; the sandbox is ready once the desktop is.
+	DisplayManaged DisplayMode = ""
+	// DisplayExternal leaves the X server and the session to the
+	// processes in the sandbox, as E2B's desktop SDK starts them itself
+	// through envd. Env may then set DISPLAY.
+	DisplayExternal DisplayMode = "external"
+)
 
 // DefaultCreateRequest is a 1024x768 desktop at 96 dpi from the "desktop"
 // template that lives 5 minutes, with internet access.
@@ -83,7 +99,10 @@ func (r CreateRequest) Validate() error {
 	if err := ValidateMetadata(r.Metadata); err != nil {
 		return err
 	}
-	if err := validateEnv(r.Env); err != nil {
+	if r.DisplayMode != DisplayManaged && r.DisplayMode != DisplayExternal {
+		return invalid("display_mode", "display_mode must be \"\" (managed) or %q, not %.32q", DisplayExternal, r.DisplayMode)
+	}
+	if err := validateEnv(r.Env, r.DisplayMode); err != nil {
 		return err
 	}
 	if err := validateLimits(r.Limits); err != nil {
@@ -136,13 +155,19 @@ func ValidateMetadata(md map[string]string) error {
 	return nil
 }
 
-func validateEnv(env map[string]string) error {
+func validateEnv(env map[string]string, mode DisplayMode) error {
 	if len(env) > MaxEnvVars {
 		return invalid("env", "env has %d variables; at most %d are allowed", len(env), MaxEnvVars)
 	}
 	for k, v := range env {
 		if !envName(k) {
 			return invalid("env", "env name %q must match [A-Za-z_][A-Za-z0-9_]*", k)
+		}
+		if k == "DISPLAY" && mode == DisplayExternal {
+			if !validDisplay(v) {
+				return invalid("env", "env DISPLAY=%.32q is not a local display such as :0", v)
+			}
+			continue
 		}
 		if k == "DISPLAY" || strings.HasPrefix(k, "CUBICLE_") {
 			return invalid("env", "env name %q is reserved: the sandbox sets DISPLAY and CUBICLE_* itself", k)
@@ -155,6 +180,20 @@ func validateEnv(env map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// validDisplay reports whether s is a local X display, ":N" or ":N.S".
+func validDisplay(s string) bool {
+	rest, ok := strings.CutPrefix(s, ":")
+	if !ok || rest == "" || len(rest) > 8 {
+		return false
+	}
+	for _, c := range rest {
+		if (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return rest[0] != '.' && rest[len(rest)-1] != '.' && strings.Count(rest, ".") <= 1
 }
 
 func envName(s string) bool {

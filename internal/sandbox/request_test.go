@@ -39,6 +39,16 @@ func TestValidate(t *testing.T) {
 		{"env digit", func(r *sandbox.CreateRequest) { r.Env = map[string]string{"1A": "x"} }, "env"},
 		{"env nul", func(r *sandbox.CreateRequest) { r.Env = map[string]string{"A": "a\x00b"} }, "env"},
 		{"env display", func(r *sandbox.CreateRequest) { r.Env = map[string]string{"DISPLAY": ":1"} }, "env"},
+		{"env display external", func(r *sandbox.CreateRequest) {
+			r.DisplayMode, r.Env = sandbox.DisplayExternal, map[string]string{"DISPLAY": ":1.0"}
+		}, ""},
+		{"env bad display external", func(r *sandbox.CreateRequest) {
+			r.DisplayMode, r.Env = sandbox.DisplayExternal, map[string]string{"DISPLAY": "host:0"}
+		}, "env"},
+		{"env cubicle external", func(r *sandbox.CreateRequest) {
+			r.DisplayMode, r.Env = sandbox.DisplayExternal, map[string]string{"CUBICLE_X": "1"}
+		}, "env"},
+		{"display mode", func(r *sandbox.CreateRequest) { r.DisplayMode = "vnc" }, "display_mode"},
 		{"cpus nan", func(r *sandbox.CreateRequest) { r.Limits.CPUs = math.NaN() }, "limits.cpus"},
 		{"cpus tiny", func(r *sandbox.CreateRequest) { r.Limits.CPUs = 0.01 }, "limits.cpus"},
 		{"memory", func(r *sandbox.CreateRequest) { r.Limits.MemoryMB = 64 }, "limits.memory_mb"},

@@ -121,6 +121,7 @@ type Params struct {
 	DPI           int
 	Limits        Limits
 	Network       NetworkPolicy
+	DisplayMode   DisplayMode
 }
 
 // Filter selects sandbox records. Zero fields match everything.

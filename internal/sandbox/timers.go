@@ -124,14 +124,15 @@ func (h *timerHeap) Pop() any {
 // pruneEvery is how often killed sandboxes past KeepKilled leave the store.
 const pruneEvery = time.Hour
 
-// run kills sandboxes whose timeout ended and prunes the store, until ctx
-// ends.
+// run kills sandboxes whose timeout ended, removes those whose init
+// ended on its own, and prunes the store, until ctx ends.
 func (m *Manager) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
+	exits := m.exits()
 	for {
 		for _, id := range m.sched.due(time.Now()) {
 			m.startExpire(id)
@@ -148,6 +149,12 @@ func (m *Manager) run(ctx context.Context) {
 		case <-timer.C:
 		case <-prune.C:
 			m.prune(ctx)
+		case id, ok := <-exits:
+			if !ok {
+				exits = nil
+				continue
+			}
+			m.startExited(id)
 		}
 	}
 }

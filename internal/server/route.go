@@ -8,17 +8,31 @@ import (
 	"strings"
 
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/e2bapi"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 )
 
 // ServeHTTP sends requests into sandboxes to the proxy and the rest to the
-// API. A request goes into a sandbox when it carries E2b-Sandbox-Id, when
-// its Host is "<port>-<id>.<Domain>", or when its path is under
-// /sandboxes/.
+// APIs (faces.go). A request goes into a sandbox when it carries
+// E2b-Sandbox-Id, when its Host is "<port>-<id>.<Domain>", or when its
+// path is /sandboxes/<id>/agent/... or /sandboxes/<id>/port/<port>/...;
+// E2B's control plane has the other paths under /sandboxes/. So GET
+// /health is envd's with E2b-Sandbox-Id and the server's without.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.intoSandbox(r) {
-		s.api.ServeHTTP(w, r)
+		s.mux.ServeHTTP(w, r)
 		return
+	}
+	if id, ok := s.e2bTarget(r); ok {
+		if _, _, running := s.manager.Resolve(id); !running {
+			// E2B's edge answers 502 for a sandbox that is gone or not
+			// running; the SDK's isRunning() reads it as false.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadGateway)
+			json.NewEncoder(w).Encode(e2bapi.Error{Code: http.StatusBadGateway,
+				Message: "sandbox " + id + " is not running: it was killed, timed out, is paused or never existed"})
+			return
+		}
 	}
 	if s.proxy == nil {
 		w.Header().Set("Content-Type", "application/json")
@@ -39,7 +53,32 @@ func (s *Server) intoSandbox(r *http.Request) bool {
 			return true
 		}
 	}
-	return strings.HasPrefix(r.URL.Path, "/sandboxes/")
+	return proxyPath(r.URL.Path)
+}
+
+// proxyPath reports whether path is the proxy's path form,
+// /sandboxes/<id>/agent[/...] or /sandboxes/<id>/port/<port>[/...].
+func proxyPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/sandboxes/")
+	if !ok {
+		return false
+	}
+	_, rest, ok = strings.Cut(rest, "/")
+	return ok && (rest == "agent" || strings.HasPrefix(rest, "agent/") || strings.HasPrefix(rest, "port/"))
+}
+
+// e2bTarget is the sandbox a request names the ways E2B's SDK does: by
+// the E2b-Sandbox-Id header or by the Host <port>-<id>.<Domain>.
+func (s *Server) e2bTarget(r *http.Request) (string, bool) {
+	if ids := r.Header.Values("E2b-Sandbox-Id"); len(ids) > 0 {
+		return ids[0], len(ids) == 1 && sandbox.ValidID(ids[0])
+	}
+	if s.cfg.Domain != "" {
+		if _, id, ok := ParseSandboxHost(r.Host, s.cfg.Domain); ok {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // ParseSandboxHost reads a Host of the form "<port>-<id>.<domain>" (with

@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/cubicle-dev/cubicle/internal/api"
+	"github.com/cubicle-dev/cubicle/internal/e2bapi"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 	"github.com/cubicle-dev/cubicle/internal/store"
+	"github.com/cubicle-dev/cubicle/internal/stream"
 )
 
 // ResolveFunc tells the proxy where the agent of a running sandbox listens
@@ -63,6 +65,18 @@ type Config struct {
 	NewProxy func(resolve ResolveFunc) (http.Handler, error)
 	// DialContext reaches sandbox agents; nil uses a net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// SandboxDefaults are the limits the backend gives a sandbox that asks
+	// for none; E2B's API reports them as cpuCount, memoryMB, diskSizeMB.
+	SandboxDefaults sandbox.Limits
+	// NoVNCDir holds noVNC for the live view (default /usr/share/novnc,
+	// Debian's novnc package).
+	NoVNCDir string
+	// StreamTTL is the life of a live-view URL unless its request says
+	// (default 1 hour).
+	StreamTTL time.Duration
+	// Mounts are more handlers served beside the APIs (see Mount); one at
+	// "/" takes the requests that nothing else claims.
+	Mounts []Mount
 }
 
 // Validate checks c and fills in defaults.
@@ -116,6 +130,9 @@ type Server struct {
 	manager  *sandbox.Manager
 	keys     *api.KeyManager
 	api      http.Handler
+	e2b      http.Handler
+	stream   *stream.Service
+	mux      http.Handler // everything but the proxy (faces.go)
 	proxy    http.Handler
 	firstKey string
 
@@ -154,6 +171,7 @@ func (s *Server) wire(ctx context.Context, backend sandbox.Backend, templates sa
 		ReadyTimeout: s.cfg.ReadyTimeout,
 		KeepKilled:   s.cfg.KeepKilled,
 		DialContext:  s.cfg.DialContext,
+		Unrouted:     s.unrouted,
 	}, backend, s.store, templates)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -164,6 +182,17 @@ func (s *Server) wire(ctx context.Context, backend sandbox.Backend, templates sa
 	}
 	if s.api, err = api.NewHandler(api.Config{Logger: s.log, PublicURL: s.cfg.PublicURL}, m, s.keys); err != nil {
 		return fmt.Errorf("server: %w", err)
+	}
+	if s.e2b, err = e2bapi.NewHandler(e2bapi.Config{
+		Logger: s.log, Domain: s.cfg.Domain, Defaults: s.cfg.SandboxDefaults,
+	}, m, s.keys); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := s.wireLiveView(m); err != nil {
+		return err
+	}
+	if s.mux, err = s.buildMux(); err != nil {
+		return err
 	}
 	if s.cfg.NewProxy != nil {
 		if s.proxy, err = s.cfg.NewProxy(m.Resolve); err != nil {
@@ -273,9 +302,21 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	if s.stream != nil {
+		s.stream.Close() // ends the open live views
+	}
 	err := s.manager.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// unrouted cuts the proxy's connections to a sandbox that stopped being
+// reachable, so that open streams end at once instead of hanging on an
+// address that is gone.
+func (s *Server) unrouted(id string) {
+	if c, ok := s.proxy.(interface{ CloseSandbox(id string) }); ok {
+		c.CloseSandbox(id)
+	}
 }

@@ -38,6 +38,7 @@ type options struct {
 	be     *sandboxtest.Backend
 	net    *sandboxtest.Network // nil: real TCP on loopback
 	domain string
+	proxy  func(server.ResolveFunc) (http.Handler, error) // nil: newTestProxy
 }
 
 // startServer serves on a fresh port (or the in-memory network) until
@@ -51,7 +52,10 @@ func startServer(t testing.TB, o options) *running {
 		Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ShutdownTimeout: 5 * time.Second,
 		ReadyTimeout:    time.Minute,
-		NewProxy:        newTestProxy,
+		NewProxy:        o.proxy,
+	}
+	if cfg.NewProxy == nil {
+		cfg.NewProxy = newTestProxy
 	}
 	var (
 		ln     net.Listener

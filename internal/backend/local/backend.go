@@ -23,8 +23,8 @@ var _ sandbox.Backend = (*Backend)(nil)
 const teardownTimeout = 30 * time.Second
 
 // Backend runs sandboxes on this host. Its methods are safe for concurrent
-// use. It starts no goroutines that outlive a call: sandboxes run on
-// their own and a Backend needs no closing.
+// use. Sandboxes run on their own; the Backend watches their inits (see
+// Exited) until Close.
 type Backend struct {
 	cfg   Config
 	log   *slog.Logger
@@ -33,6 +33,12 @@ type Backend struct {
 	mu    sync.Mutex
 	boxes map[string]*box
 	slots map[int]string // id range -> sandbox id
+
+	watches  map[string]*os.File // sandbox id -> pidfd of its init
+	watchers sync.WaitGroup
+	exited   chan string
+	done     chan struct{} // closed by Close
+	closed   bool
 }
 
 // box is a sandbox this Backend created or adopted.
@@ -72,12 +78,15 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	b := &Backend{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		h:     h,
-		mkfs:  mkfs,
-		boxes: map[string]*box{},
-		slots: map[int]string{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		h:       h,
+		mkfs:    mkfs,
+		boxes:   map[string]*box{},
+		slots:   map[int]string{},
+		watches: map[string]*os.File{},
+		exited:  make(chan string, 64),
+		done:    make(chan struct{}),
 	}
 	if err := b.loadSlots(); err != nil {
 		return nil, fmt.Errorf("local: %w", err)
@@ -125,6 +134,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 		proc = bx.proc
 	}
 	b.mu.Unlock()
+	b.unwatch(id)
 	start := time.Now()
 	err := b.teardown(ctx, id, proc, func() {
 		b.mu.Lock()
@@ -252,16 +262,25 @@ func (b *Backend) Adopt(ctx context.Context, inst sandbox.Instance) error {
 	if !g.exists() {
 		return fmt.Errorf("local: adopt %s: its cgroups are gone: %w", inst.ID, desktop.ErrNotFound)
 	}
+	if err := b.adopt(st, g); err != nil {
+		return fmt.Errorf("local: adopt %s: %w", inst.ID, err)
+	}
+	b.watch(st.ID, st.InitPID)
+	return nil
+}
+
+// adopt registers st, whose init runs, as a sandbox of this Backend.
+func (b *Backend) adopt(st *state, g groups) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if bx := b.boxes[st.ID]; bx != nil {
 		if !bx.busy && bx.st.InitPID == st.InitPID && bx.st.InitStart == st.InitStart {
 			return nil
 		}
-		return fmt.Errorf("local: adopt %s: %w: another sandbox has this id", inst.ID, desktop.ErrConflict)
+		return fmt.Errorf("%w: another sandbox has this id", desktop.ErrConflict)
 	}
 	if owner, taken := b.slots[st.Slot]; taken && owner != st.ID {
-		return fmt.Errorf("local: adopt %s: %w: id range %d belongs to %s", inst.ID, desktop.ErrConflict, st.Slot, owner)
+		return fmt.Errorf("%w: id range %d belongs to %s", desktop.ErrConflict, st.Slot, owner)
 	}
 	b.slots[st.Slot] = st.ID
 	bx := &box{st: st, cpuTime: time.Now()}

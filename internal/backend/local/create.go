@@ -74,6 +74,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (*sandbox.Insta
 	b.mu.Lock()
 	bx.busy = false
 	b.mu.Unlock()
+	b.watch(spec.ID, inst.InitPID)
 	b.log.Info("sandbox created", "sandbox_id", spec.ID, "init_pid", inst.InitPID,
 		"host_base", st.HostBase, "duration_ms", time.Since(start).Milliseconds())
 	return inst, nil

@@ -121,6 +121,7 @@ func newHarnessWith(t testing.TB, cfg Config) *harness {
 	}
 	h := &harness{t: t, b: b, cfg: b.cfg}
 	t.Cleanup(func() {
+		defer b.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := b.Reclaim(ctx, nil); err != nil {

@@ -46,6 +46,7 @@ type Backend struct {
 	failNext  map[string]error
 	nextPID   int
 	nextAddr  uint32
+	exited    chan string
 }
 
 type box struct {
@@ -56,7 +57,10 @@ type box struct {
 	network sandbox.NetworkPolicy
 }
 
-var _ sandbox.Backend = (*Backend)(nil)
+var (
+	_ sandbox.Backend     = (*Backend)(nil)
+	_ sandbox.ExitWatcher = (*Backend)(nil)
+)
 
 // NewBackend returns a fake backend with no sandboxes. Close stops what
 // runs when the test is done.
@@ -67,6 +71,7 @@ func NewBackend(opts Options) *Backend {
 		leftovers: make(map[string]bool),
 		failNext:  make(map[string]error),
 		nextPID:   4_000_000,
+		exited:    make(chan string, 64),
 	}
 }
 
@@ -323,7 +328,8 @@ func (b *Backend) Reclaim(ctx context.Context, keep map[string]bool) error {
 }
 
 // Crash makes the sandbox die on its own: its agent stops, its leftovers
-// stay until Destroy or Reclaim, and Adopt no longer finds it.
+// stay until Destroy or Reclaim, Adopt no longer finds it, and Exited
+// reports it.
 func (b *Backend) Crash(id string) {
 	b.mu.Lock()
 	bx := b.boxes[id]
@@ -334,8 +340,15 @@ func (b *Backend) Crash(id string) {
 	b.mu.Unlock()
 	if bx != nil {
 		bx.agent.stop()
+		select {
+		case b.exited <- id:
+		default:
+		}
 	}
 }
+
+// Exited reports the sandboxes that Crash ended.
+func (b *Backend) Exited() <-chan string { return b.exited }
 
 // Running returns the ids of the sandboxes that run, sorted.
 func (b *Backend) Running() []string {
