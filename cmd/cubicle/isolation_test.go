@@ -22,7 +22,7 @@ import (
 // TestIsolation runs the isolation checks against sandboxes made through
 // a real `cubicle serve`: posture, resource limits, network tampering,
 // cross-sandbox reach, tokens, the file API and known escapes. A runs with
-// small memory and disk limits; B keeps the defaults.
+// small CPU, memory and disk limits; B keeps the defaults.
 func TestIsolation(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("cubicle serve needs root")
@@ -41,9 +41,9 @@ func TestIsolation(t *testing.T) {
 	}
 	defer c.Close()
 
-	const memA, diskA = 768, 128
+	const memA, diskA, cpusA = 768, 128, 1
 	a, err := c.Create(ctx, client.CreateOptions{Timeout: 10 * time.Minute,
-		Limits: &client.Limits{MemoryMB: memA, DiskMB: diskA}})
+		Limits: &client.Limits{CPUs: cpusA, MemoryMB: memA, DiskMB: diskA}})
 	if err != nil {
 		t.Fatalf("create A: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestIsolation(t *testing.T) {
 		}
 	})
 
-	t.Run("cpu quota", func(t *testing.T) { cpuQuota(t, b) })
+	t.Run("cpu quota", func(t *testing.T) { cpuQuota(t, a) })
 
 	t.Run("egress", func(t *testing.T) { egress(t, c, world) })
 

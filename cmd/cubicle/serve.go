@@ -126,7 +126,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(err)
 	}
 	// The limits of a sandbox that asks for none; E2B's API reports them.
-	defaults := sandbox.Limits{CPUs: 1, MemoryMB: 2048, DiskMB: 2048, Pids: 1024}
+	defaults := sandbox.Limits{CPUs: 2, MemoryMB: 2048, DiskMB: 2048, Pids: 1024}
 	backend, err := local.New(local.Config{
 		Defaults: defaults,
 		StateDir: filepath.Join(sf.stateDir, "sandboxes"),
