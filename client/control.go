@@ -94,6 +94,7 @@ type Limits struct {
 	CPUs     float64 `json:"cpus,omitempty"`
 	MemoryMB int     `json:"memory_mb,omitempty"`
 	DiskMB   int     `json:"disk_mb,omitempty"`
+	Pids     int     `json:"pids,omitempty"`
 }
 
 // Network is the outbound network policy of a sandbox. AllowOut and

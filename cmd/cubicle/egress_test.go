@@ -251,7 +251,7 @@ case $rc in 0) echo reached;; 7) echo refused;; 28) echo blocked;; *) echo "curl
 
 // egress checks the outbound policy set through the API, at create and
 // live, against the test's internet.
-func egress(t *testing.T, c *client.Server, w *internet) {
+func egress(t *testing.T, c *client.Server, w *internet, stateDir string) {
 	ctx := context.Background()
 	one, two, three := w.servers[0], w.servers[1], w.servers[2]
 	web := func(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, 80) }
@@ -263,6 +263,12 @@ func egress(t *testing.T, c *client.Server, w *internet) {
 		t.Fatalf("create: %v", err)
 	}
 	defer c.Kill(ctx, sbx.ID())
+	log := initLog(t, stateDir, sbx.ID())
+	defer func() {
+		if t.Failed() {
+			t.Logf("the sandbox's init log:\n%s", log())
+		}
+	}()
 
 	type probe struct {
 		udp  bool

@@ -156,7 +156,7 @@ func TestIsolation(t *testing.T) {
 
 	t.Run("cpu quota", func(t *testing.T) { cpuQuota(t, a) })
 
-	t.Run("egress", func(t *testing.T) { egress(t, c, world) })
+	t.Run("egress", func(t *testing.T) { egress(t, c, world, state) })
 
 	t.Run("fork bomb", func(t *testing.T) {
 		// Its own sandbox, so that A and B stay fit for what follows.
@@ -235,7 +235,8 @@ func TestIsolation(t *testing.T) {
 
 // cpuQuota runs two busy loops for 3 s in sbx, whose quota is one CPU on
 // a host with two or more, and checks that they got no more than the
-// quota (plus 10 %) and that the kernel throttled them to hold it.
+// quota (plus 10 %), and that the kernel throttled them when they reached
+// it.
 func cpuQuota(t *testing.T, sbx *client.Sandbox) {
 	id := sbx.ID()
 	throttled := func() int64 {
@@ -264,8 +265,10 @@ func cpuQuota(t *testing.T, sbx *client.Sandbox) {
 	if cpu := user + sys; cpu > 1.1*wall {
 		t.Errorf("two busy loops used %.2f s of CPU in %.2f s, over the quota of 1 CPU (+10%%)", cpu, wall)
 	}
-	if after := throttled(); after <= before {
-		t.Errorf("cpu.stat nr_throttled %d -> %d: the quota never held the loops back", before, after)
+	// When the loops got about all the quota allows (a busy host may give
+	// them less), the kernel must have throttled them to hold it.
+	if after := throttled(); user+sys > 0.9*wall && after <= before {
+		t.Errorf("cpu.stat nr_throttled %d -> %d: the loops ran at the quota and were never held back", before, after)
 	}
 }
 

@@ -134,7 +134,7 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 		// client (90 s): a connection they keep must not be closed here
 		// first, or a request sent on it as it closes fails.
 		IdleTimeout: 5 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	serveErr := make(chan error, 1)

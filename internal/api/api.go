@@ -36,6 +36,9 @@ type Config struct {
 	PublicURL string
 	// MaxBody bounds request bodies in bytes (default DefaultMaxBody).
 	MaxBody int64
+	// Defaults are the limits of a sandbox that asked for none, shown in
+	// its limits.
+	Defaults sandbox.Limits
 }
 
 // Validate checks c and fills in defaults.

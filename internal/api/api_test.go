@@ -73,7 +73,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHandler(Config{Logger: log}, m, keys)
+	h, err := NewHandler(Config{Logger: log, Defaults: sandbox.Limits{MemoryMB: 2048, Pids: 1024}}, m, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestBadRequests(t *testing.T) {
 		{"cidr", "POST", "/v1/sandboxes", `{"network":{"allow_out":["1.2.3.0/24","nope"]}}`, 400, "invalid_argument", "network.allow_out[1]"},
 		{"bare address", "POST", "/v1/sandboxes", `{"network":{"deny_out":["1.2.3.4"]}}`, 400, "invalid_argument", "network.deny_out[0]"},
 		{"cpus", "POST", "/v1/sandboxes", `{"limits":{"cpus":-1}}`, 400, "invalid_argument", "limits.cpus"},
-		{"pids are not in the API", "POST", "/v1/sandboxes", `{"limits":{"pids":100}}`, 400, "bad_request", "pids"},
+		{"pids", "POST", "/v1/sandboxes", `{"limits":{"pids":10}}`, 400, "invalid_argument", "limits.pids"},
 		{"too large", "POST", "/v1/sandboxes", `{"metadata":{"k":"` + strings.Repeat("v", 2<<20) + `"}}`, 413, "too_large", ""},
 		{"timeout missing", "POST", "/v1/sandboxes/" + s.ID + "/timeout", `{}`, 400, "invalid_argument", "timeout_s"},
 		{"timeout empty body", "POST", "/v1/sandboxes/" + s.ID + "/timeout", ``, 400, "bad_request", ""},
@@ -331,7 +331,7 @@ func TestSandboxJSON(t *testing.T) {
 		StartedAt: created.StartedAt, EndAt: created.EndAt,
 		Metadata:   map[string]string{"user": "ada"},
 		Resolution: Resolution{1280, 720}, DPI: 110,
-		Limits:      Limits{CPUs: 2, MemoryMB: 4096},
+		Limits:      Limits{CPUs: 2, MemoryMB: 4096, Pids: 1024}, // pids: the server's default
 		Network:     Network{Internet: false, AllowOut: []string{"1.2.3.0/24"}, DenyOut: []string{}},
 		AccessToken: created.AccessToken,
 		AgentURL:    h.srv.URL + "/sandboxes/" + created.ID + "/agent",

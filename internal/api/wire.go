@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -39,6 +40,7 @@ type Limits struct {
 	CPUs     float64 `json:"cpus,omitempty"`
 	MemoryMB int     `json:"memory_mb,omitempty"`
 	DiskMB   int     `json:"disk_mb,omitempty"`
+	Pids     int     `json:"pids,omitempty"`
 }
 
 // Network is a sandbox's egress policy.
@@ -116,7 +118,7 @@ func (c CreateRequest) toSandbox() (sandbox.CreateRequest, error) {
 		Timeout:  timeout,
 		Metadata: c.Metadata,
 		Env:      c.Env,
-		Limits:   sandbox.Limits{CPUs: c.Limits.CPUs, MemoryMB: c.Limits.MemoryMB, DiskMB: c.Limits.DiskMB},
+		Limits:   sandbox.Limits{CPUs: c.Limits.CPUs, MemoryMB: c.Limits.MemoryMB, DiskMB: c.Limits.DiskMB, Pids: c.Limits.Pids},
 		Network:  netw,
 	}, nil
 }
@@ -179,7 +181,7 @@ func (h *Handler) wire(r *http.Request, rec sandbox.Record, withToken bool) Sand
 		Metadata:   rec.Metadata,
 		Resolution: Resolution{Width: rec.Params.Width, Height: rec.Params.Height},
 		DPI:        rec.Params.DPI,
-		Limits:     Limits{CPUs: rec.Params.Limits.CPUs, MemoryMB: rec.Params.Limits.MemoryMB, DiskMB: rec.Params.Limits.DiskMB},
+		Limits:     h.limits(rec.Params.Limits),
 		Network:    fromPolicy(rec.Params.Network),
 		AgentURL:   h.baseURL(r) + "/sandboxes/" + rec.ID + "/agent",
 	}
@@ -190,6 +192,14 @@ func (h *Handler) wire(r *http.Request, rec sandbox.Record, withToken bool) Sand
 		s.AccessToken = rec.Token
 	}
 	return s
+}
+
+// limits is what a sandbox that asked for l got: its own values, and the
+// server's defaults where it asked for none.
+func (h *Handler) limits(l sandbox.Limits) Limits {
+	d := h.cfg.Defaults
+	return Limits{CPUs: cmp.Or(l.CPUs, d.CPUs), MemoryMB: cmp.Or(l.MemoryMB, d.MemoryMB),
+		DiskMB: cmp.Or(l.DiskMB, d.DiskMB), Pids: cmp.Or(l.Pids, d.Pids)}
 }
 
 // baseURL is how the client reached the server.

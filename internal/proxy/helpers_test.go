@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -265,6 +266,20 @@ func serviceMux(id string, rec *recorder) http.Handler {
 		<-r.Context().Done()
 		rec.finished <- r.Context().Err()
 	}
+	// /duplex answers at once and then echoes the request body line by
+	// line, as a stream that is fed while it answers (Connect's
+	// client-streaming RPCs over HTTP/1.1).
+	mux.HandleFunc("/duplex", func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		rc.EnableFullDuplex()
+		w.WriteHeader(http.StatusOK)
+		rc.Flush()
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			fmt.Fprintln(w, "echo "+sc.Text())
+			rc.Flush()
+		}
+	})
 	mux.HandleFunc("/block", block)
 	mux.HandleFunc("/follow", block)
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {

@@ -193,6 +193,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// The request body goes on being read after the response has begun:
+	// the transport may still be at its end when the first bytes of a
+	// stream are flushed back, and some protocols stream both ways. Without
+	// this, HTTP/1 closes the body at the first flush and the forwarded
+	// request fails half-way.
+	http.NewResponseController(w).EnableFullDuplex()
 	ctx := context.WithValue(r.Context(), forwardKey{}, f)
 	p.rp.ServeHTTP(&trackingWriter{ResponseWriter: w, sb: f.sb}, r.WithContext(ctx))
 }

@@ -49,6 +49,37 @@ func TestStreamingFlowsIncrementally(t *testing.T) {
 	}
 }
 
+// TestBodyAfterResponseBegins sends the rest of a request body only once
+// the answer has begun: the proxy must go on forwarding the body after it
+// flushed the first bytes of the answer back.
+func TestBodyAfterResponseBegins(t *testing.T) {
+	w := twoBoxes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req := w.newRequest("POST", "", "/sandboxes/"+idA+"/agent/duplex", pr).WithContext(ctx)
+	req.Header.Set("X-Access-Token", tokenA)
+	go io.WriteString(pw, "one\n")
+	res, err := w.front.Client().Do(req)
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	defer res.Body.Close()
+	lines := bufio.NewReader(res.Body)
+	if got, err := lines.ReadString('\n'); got != "echo one\n" {
+		t.Fatalf("first line = %q, %v; want the echo of the first", got, err)
+	}
+	go func() { // the write blocks if nobody forwards the body any more
+		io.WriteString(pw, "two\n")
+		pw.Close()
+	}()
+	rest, err := io.ReadAll(lines)
+	if err != nil || string(rest) != "echo two\n" {
+		t.Errorf("rest = %q, %v; want the echo of the part sent after the answer began", rest, err)
+	}
+}
+
 func TestClientCancelReachesSandbox(t *testing.T) {
 	w := twoBoxes(t)
 	rec := w.boxes[idA].rec

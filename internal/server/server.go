@@ -180,7 +180,7 @@ func (s *Server) wire(ctx context.Context, backend sandbox.Backend, templates sa
 	if s.firstKey, err = s.keys.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if s.api, err = api.NewHandler(api.Config{Logger: s.log, PublicURL: s.cfg.PublicURL}, m, s.keys); err != nil {
+	if s.api, err = api.NewHandler(api.Config{Logger: s.log, PublicURL: s.cfg.PublicURL, Defaults: s.cfg.SandboxDefaults}, m, s.keys); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if s.e2b, err = e2bapi.NewHandler(e2bapi.Config{
@@ -316,6 +316,7 @@ func (s *Server) Close() error {
 // reachable, so that open streams end at once instead of hanging on an
 // address that is gone.
 func (s *Server) unrouted(id string) {
+	s.log.Debug("cutting the proxy's connections to a sandbox that stopped", "sandbox_id", id)
 	if c, ok := s.proxy.(interface{ CloseSandbox(id string) }); ok {
 		c.CloseSandbox(id)
 	}
