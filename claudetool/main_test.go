@@ -1,7 +1,6 @@
 package claudetool
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -11,19 +10,4 @@ import (
 // cubicleBinary is the cubicle binary the tests on a real desktop run.
 var cubicleBinary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "claudetool-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cubicleBinary, err = cuatest.BuildCubicle(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(cuatest.Main(m, &cubicleBinary)) }

@@ -23,22 +23,7 @@ import (
 
 var cubicleBinary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "claude-agent-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cubicleBinary, err = cuatest.BuildCubicle(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(cuatest.Main(m, &cubicleBinary)) }
 
 // turn is one recorded exchange: check looks at the request the loop sent,
 // reply is the model's answer.

@@ -22,22 +22,7 @@ import (
 
 var cubicleBinary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "openai-agent-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cubicleBinary, err = cuatest.BuildCubicle(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(cuatest.Main(m, &cubicleBinary)) }
 
 // request is the part of a Responses API request the checks read.
 type request struct {

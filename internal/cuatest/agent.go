@@ -29,6 +29,23 @@ func BuildCubicle(dir string) (string, error) {
 	return bin, nil
 }
 
+// Main is a TestMain for packages whose tests run a real agent: it builds
+// the cubicle binary into a temporary directory, sets *binary to it, runs
+// the tests and returns their exit code.
+func Main(m *testing.M, binary *string) int {
+	dir, err := os.MkdirTemp("", "cubicle-cua-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *binary, err = BuildCubicle(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // Agent is a real `cubicle agent` with its own Xvfb and XFCE session.
 type Agent struct {
 	URL     string
