@@ -53,34 +53,21 @@ func TestCreateKillCycles(t *testing.T) {
 	netnsBefore := len(netns)
 
 	var (
-		wg   sync.WaitGroup
 		mu   sync.Mutex
 		ids  []string
 		errs []error
-		next = make(chan struct{})
 	)
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				id, err := cycle()
-				mu.Lock()
-				if id != "" {
-					ids = append(ids, id)
-				}
-				if err != nil {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for range *cycles {
-		next <- struct{}{}
-	}
-	close(next)
-	wg.Wait()
+	inParallel(3, *cycles, func(int) {
+		id, err := cycle()
+		mu.Lock()
+		defer mu.Unlock()
+		if id != "" {
+			ids = append(ids, id)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	})
 	for i, err := range errs {
 		if i < 5 {
 			t.Errorf("cycle: %v", err)
@@ -122,4 +109,22 @@ func countDir(t *testing.T, pid int, dir string) int {
 		t.Fatal(err)
 	}
 	return len(e)
+}
+
+// inParallel calls fn(i) for i from 0 to n-1, workers at a time.
+func inParallel(workers, n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }

@@ -131,32 +131,19 @@ func (f *idleFleet) setUp(tb testing.TB) error {
 	before := memAvailable(tb)
 	f.sandboxes = make([]*client.Sandbox, *densityN)
 	var (
-		wg      sync.WaitGroup
 		mu      sync.Mutex
 		errs    []error
-		next    = make(chan int)
 		created = time.Now()
 	)
-	for range 2 { // two creations at a time: one per core
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				s, err := c.Create(ctx, client.CreateOptions{Timeout: time.Hour})
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("sandbox %d: %w", i, err))
-				}
-				f.sandboxes[i] = s
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := range f.sandboxes {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	inParallel(2, len(f.sandboxes), func(i int) { // two creations at a time: one per core
+		s, err := c.Create(ctx, client.CreateOptions{Timeout: time.Hour})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sandbox %d: %w", i, err))
+		}
+		f.sandboxes[i] = s
+	})
 	if len(errs) > 0 {
 		return fmt.Errorf("%d of %d creations failed; first: %w", len(errs), len(f.sandboxes), errs[0])
 	}
