@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -39,6 +41,20 @@ type internet struct {
 // removed at cleanup.
 func newInternet(t *testing.T) *internet {
 	t.Helper()
+	// The routing rule takes the traffic of every sandbox on the host: one
+	// such internet at a time, even across test processes. The lock goes
+	// last, after everything below is removed.
+	if err := os.MkdirAll("/run/cubicle", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile("/run/cubicle/test-internet.lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 	tag := make([]byte, 3)
 	rand.Read(tag)
 	x := int(tag[0])<<8 | int(tag[1])
