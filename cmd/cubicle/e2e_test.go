@@ -20,6 +20,7 @@ import (
 
 	"github.com/cubicle-dev/cubicle/client"
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/xvfbtest"
 )
 
 // binary is the cubicle binary built once for the end-to-end tests.
@@ -51,21 +52,7 @@ func TestMain(m *testing.M) {
 }
 
 // freeDisplay finds a display number no X server holds.
-func freeDisplay(t *testing.T) int {
-	t.Helper()
-	for n := 140; n < 400; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		if c, err := net.Dial("unix", fmt.Sprintf("@/tmp/.X11-unix/X%d", n)); err == nil {
-			c.Close()
-			continue
-		}
-		return n
-	}
-	t.Fatal("no free X display number")
-	return 0
-}
+func freeDisplay(t *testing.T) int { return xvfbtest.FreeDisplay(t, 140, 400) }
 
 func freePort(t testing.TB) string {
 	t.Helper()

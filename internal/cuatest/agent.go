@@ -16,6 +16,7 @@ import (
 
 	"github.com/cubicle-dev/cubicle/client"
 	"github.com/cubicle-dev/cubicle/desktop"
+	"github.com/cubicle-dev/cubicle/internal/xvfbtest"
 )
 
 // BuildCubicle builds the cubicle binary into dir and returns its path.
@@ -123,22 +124,9 @@ func StartAgent(t *testing.T, binary string) *Agent {
 	return a
 }
 
-// freeDisplay finds a display number no X server holds.
-func freeDisplay(t *testing.T) int {
-	t.Helper()
-	for n := 400 + os.Getpid()%200; n < 1000; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		if c, err := net.Dial("unix", fmt.Sprintf("@/tmp/.X11-unix/X%d", n)); err == nil {
-			c.Close()
-			continue
-		}
-		return n
-	}
-	t.Fatal("no free X display number")
-	return 0
-}
+// freeDisplay finds a display number no X server holds, above the range
+// the server tests use.
+func freeDisplay(t *testing.T) int { return xvfbtest.FreeDisplay(t, 400+os.Getpid()%200, 1000) }
 
 func freePort(t *testing.T) string {
 	t.Helper()

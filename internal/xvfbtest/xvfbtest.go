@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -142,4 +143,24 @@ func (s *Server) Run(t testing.TB, name string, args ...string) *exec.Cmd {
 		<-done
 	})
 	return cmd
+}
+
+// FreeDisplay returns a display number from first to last (excluded) that
+// no X server holds: no lock file and no abstract socket. For tests that
+// start an X server themselves (an agent does); each caller keeps to its
+// own range so that packages running at once do not race for one.
+func FreeDisplay(t testing.TB, first, last int) int {
+	t.Helper()
+	for n := first; n < last; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue
+		}
+		if c, err := net.Dial("unix", fmt.Sprintf("@/tmp/.X11-unix/X%d", n)); err == nil {
+			c.Close()
+			continue
+		}
+		return n
+	}
+	t.Fatalf("no free X display number from %d to %d", first, last-1)
+	return 0
 }
