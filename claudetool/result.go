@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cubicle-dev/cubicle/desktop"
-	"github.com/cubicle-dev/cubicle/internal/cua"
+	"github.com/cubicle-dev/cubicle/cua"
 )
 
 // ToolUse is a tool_use content block of a model's answer: the call's id,

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cubicle-dev/cubicle/desktop"
-	"github.com/cubicle-dev/cubicle/internal/cua"
+	"github.com/cubicle-dev/cubicle/cua"
 )
 
 // Version is a version of Anthropic's computer tool, the "type" of its

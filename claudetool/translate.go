@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/cubicle-dev/cubicle/desktop"
-	"github.com/cubicle-dev/cubicle/internal/cua"
+	"github.com/cubicle-dev/cubicle/cua"
 )
 
 // spec says since which version an action exists and which parameters it

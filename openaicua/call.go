@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/cubicle-dev/cubicle/desktop"
-	"github.com/cubicle-dev/cubicle/internal/cua"
+	"github.com/cubicle-dev/cubicle/cua"
 )
 
 // Call is a computer_call output item of a response: one action (the

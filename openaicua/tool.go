@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cubicle-dev/cubicle/desktop"
-	"github.com/cubicle-dev/cubicle/internal/cua"
+	"github.com/cubicle-dev/cubicle/cua"
 )
 
 // Desktop is what the tool drives. *client.Sandbox implements it.

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/cubicle-dev/cubicle/desktop"
-	"github.com/cubicle-dev/cubicle/internal/cua"
+	"github.com/cubicle-dev/cubicle/cua"
 )
 
 // actionParams lists the fields of each action besides "type".

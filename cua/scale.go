@@ -1,8 +1,3 @@
-// Package cua holds what the computer-use model adapters (claudetool and
-// openaicua) share: the display profiles and coordinate scaling between the
-// size a model is shown and the real screen, key name mapping, and running
-// translated tool calls as few batches as possible with one screenshot
-// where a result needs it.
 package cua
 
 import (
