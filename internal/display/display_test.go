@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jezek/xgb/xproto"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jezek/xgb/xproto"
 
 	"github.com/cubicle-dev/cubicle/desktop"
 )
@@ -335,6 +335,57 @@ func TestXFCESession(t *testing.T) {
 	}
 	if st := partStatus(s, partBus); !st.Running || st.Restarts != 0 {
 		t.Errorf("Status() dbus = %+v after the server restarted, want running without restarts", st)
+	}
+
+	// The session leader dies: the rest of its group goes with it and a new
+	// session brings the panel back. Then the bus dies: it comes back, and
+	// the session, which needs it, starts again on the new bus.
+	for i, c := range []struct {
+		kill     string
+		restarts map[string]int // part -> restarts afterwards
+	}{
+		{partSession, map[string]int{partXvfb: 1, partBus: 0, partSession: 2}},
+		{partBus, map[string]int{partXvfb: 1, partBus: 1, partSession: 3}},
+	} {
+		// What goes: the killed part's process group, and the session's
+		// when the bus it needs goes.
+		old := partPID(s, c.kill)
+		groups := []int{old}
+		if c.kill == partBus {
+			groups = append(groups, partPID(s, partSession))
+		}
+		doomed := map[int]string{}
+		for _, pid := range taggedPIDs(s.ID()) {
+			if slices.Contains(groups, pgid(pid)) {
+				doomed[pid] = procName(pid)
+			}
+		}
+		if len(doomed) < 2 {
+			t.Fatalf("step %d: found %v in process groups %v, want the part and what it started", i, doomed, groups)
+		}
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("step %d: %s restarted", i, c.kill), func() bool {
+			for name, n := range c.restarts {
+				if st := partStatus(s, name); !st.Running || st.Restarts != n {
+					return false
+				}
+			}
+			return true
+		})
+		waitFor(t, fmt.Sprintf("step %d: the processes of the killed %s gone", i, c.kill), func() bool {
+			for _, pid := range taggedPIDs(s.ID()) {
+				if _, ok := doomed[pid]; ok {
+					return false
+				}
+			}
+			return true
+		})
+		waitFor(t, fmt.Sprintf("step %d: the panel of the new session", i), func() bool { return panelUp(xc2, a2) })
+		if pid := partPID(s, c.kill); pid == old {
+			t.Errorf("step %d: %s still has pid %d after it was killed", i, c.kill, pid)
+		}
 	}
 }
 
