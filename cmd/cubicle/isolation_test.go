@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,6 +157,7 @@ func TestIsolation(t *testing.T) {
 	})
 
 	t.Run("cpu quota", func(t *testing.T) { cpuQuota(t, a) })
+	t.Run("cpu shares", func(t *testing.T) { cpuShares(t, a, b) })
 
 	t.Run("egress", func(t *testing.T) { egress(t, c, world, state) })
 
@@ -247,29 +250,71 @@ func cpuQuota(t *testing.T, sbx *client.Sandbox) {
 		return n
 	}
 	before := throttled()
-	// bash's time reports the loops' own CPU time and the wall time.
-	out := mustInside(t, sbx, "", `TIMEFORMAT='%R %U %S'; { time { for i in 1 2; do timeout 3 sh -c 'while :; do :; done' & done; wait; } ; } 2>&1`)
-	f := strings.Fields(out)
-	if len(f) != 3 {
-		t.Fatalf("time printed %q", out)
+	wall, cpu, err := busyLoops(sbx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var wall, user, sys float64
-	for i, p := range []*float64{&wall, &user, &sys} {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			t.Fatalf("time printed %q: %v", out, err)
-		}
-		*p = v
-	}
-	t.Logf("two busy loops: %.2f s of CPU in %.2f s", user+sys, wall)
-	if cpu := user + sys; cpu > 1.1*wall {
+	t.Logf("two busy loops: %.2f s of CPU in %.2f s", cpu, wall)
+	if cpu > 1.1*wall {
 		t.Errorf("two busy loops used %.2f s of CPU in %.2f s, over the quota of 1 CPU (+10%%)", cpu, wall)
 	}
 	// When the loops got about all the quota allows (a busy host may give
 	// them less), the kernel must have throttled them to hold it.
-	if after := throttled(); user+sys > 0.9*wall && after <= before {
+	if after := throttled(); cpu > 0.9*wall && after <= before {
 		t.Errorf("cpu.stat nr_throttled %d -> %d: the loops ran at the quota and were never held back", before, after)
 	}
+}
+
+// cpuShares runs two busy loops in each of small (1 CPU) and big (2 CPUs)
+// at the same time, four loops on the host's cores: the CPU time they get
+// must follow their shares, 1024 to 2048, within 30 %.
+func cpuShares(t *testing.T, small, big *client.Sandbox) {
+	if runtime.NumCPU() > 2 {
+		// With more cores than loops there is no contention to share.
+		t.Skipf("%d cores: four loops do not contend", runtime.NumCPU())
+	}
+	type got struct{ wall, cpu float64 }
+	res := make([]got, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, sbx := range []*client.Sandbox{small, big} {
+		wg.Go(func() {
+			res[i].wall, res[i].cpu, errs[i] = busyLoops(sbx)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	ratio := res[1].cpu / res[0].cpu
+	t.Logf("under contention: 1-CPU sandbox %.2f s of CPU in %.2f s, 2-CPU sandbox %.2f s in %.2f s, ratio %.2f",
+		res[0].cpu, res[0].wall, res[1].cpu, res[1].wall, ratio)
+	if ratio < 2*0.7 || ratio > 2*1.3 {
+		t.Errorf("CPU time of the 2-CPU sandbox over the 1-CPU one's = %.2f, want 2 ± 30%% (cpu.shares 2048 : 1024)", ratio)
+	}
+}
+
+// busyLoops runs two busy loops for 3 s in sbx and returns the wall time
+// and the CPU time they used, as bash's time reports them.
+func busyLoops(sbx *client.Sandbox) (wall, cpu float64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const script = `TIMEFORMAT='%R %U %S'; { time { for i in 1 2; do timeout 3 sh -c 'while :; do :; done' & done; wait; } ; } 2>&1`
+	res, err := sbx.Commands.Run(ctx, script, client.CommandOptions{Timeout: 90 * time.Second})
+	if err != nil {
+		return 0, 0, fmt.Errorf("busy loops in %s: %w", sbx.ID(), err)
+	}
+	f := strings.Fields(res.Stdout)
+	if len(f) != 3 {
+		return 0, 0, fmt.Errorf("busy loops in %s: time printed %q", sbx.ID(), res.Stdout)
+	}
+	var user, sys float64
+	for i, p := range []*float64{&wall, &user, &sys} {
+		if *p, err = strconv.ParseFloat(f[i], 64); err != nil {
+			return 0, 0, fmt.Errorf("busy loops in %s: time printed %q: %w", sbx.ID(), res.Stdout, err)
+		}
+	}
+	return wall, user + sys, nil
 }
 
 // forkBomb runs a fork bomb in bomb for 5 s and checks that the pids
