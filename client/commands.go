@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -107,18 +108,8 @@ func lastLine(s string) string {
 	return s
 }
 
-// commandBody is the body of POST /v1/commands.
-type commandBody struct {
-	Cmd        any               `json:"cmd"` // a script string or argv
-	Env        map[string]string `json:"env,omitempty"`
-	Cwd        string            `json:"cwd,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Background bool              `json:"background,omitempty"`
-	TimeoutMS  *int64            `json:"timeout_ms,omitempty"`
-	Stdin      bool              `json:"stdin,omitempty"`
-}
-
-func commandRequest(cmd any, background bool, opts []CommandOptions) (*commandBody, *CommandOptions, error) {
+// commandRequest is the body of POST /v1/commands for cmd and opts.
+func commandRequest(cmd apitype.CommandLine, background bool, opts []CommandOptions) (*apitype.CommandRequest, *CommandOptions, error) {
 	var o CommandOptions
 	switch len(opts) {
 	case 0:
@@ -127,7 +118,7 @@ func commandRequest(cmd any, background bool, opts []CommandOptions) (*commandBo
 	default:
 		return nil, nil, desktop.Errorf(desktop.CodeInvalid, "pass at most one CommandOptions, got %d", len(opts))
 	}
-	b := &commandBody{Cmd: cmd, Env: o.Env, Cwd: o.Cwd, User: o.User, Background: background, Stdin: o.Stdin}
+	b := &apitype.CommandRequest{Cmd: &cmd, Env: o.Env, Cwd: o.Cwd, User: o.User, Background: background, Stdin: o.Stdin}
 	switch {
 	case o.Timeout == NoTimeout:
 		b.TimeoutMS = new(int64)
@@ -149,7 +140,7 @@ func (c *Commands) Run(ctx context.Context, script string, opts ...CommandOption
 	if script == "" {
 		return nil, &desktop.Error{Code: desktop.CodeInvalid, Field: "cmd", Index: -1, Message: "the command is empty"}
 	}
-	return c.run(ctx, script, opts)
+	return c.run(ctx, apitype.CommandLine{Script: script}, opts)
 }
 
 // RunArgv runs the program argv[0] with the arguments argv[1:], no shell
@@ -158,10 +149,10 @@ func (c *Commands) RunArgv(ctx context.Context, argv []string, opts ...CommandOp
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, &desktop.Error{Code: desktop.CodeInvalid, Field: "cmd", Index: -1, Message: "the command is empty"}
 	}
-	return c.run(ctx, argv, opts)
+	return c.run(ctx, apitype.CommandLine{Argv: argv}, opts)
 }
 
-func (c *Commands) run(ctx context.Context, cmd any, opts []CommandOptions) (*CommandResult, error) {
+func (c *Commands) run(ctx context.Context, cmd apitype.CommandLine, opts []CommandOptions) (*CommandResult, error) {
 	body, o, err := commandRequest(cmd, false, opts)
 	if err != nil {
 		return nil, err
@@ -191,7 +182,7 @@ func (c *Commands) Start(ctx context.Context, script string, opts ...CommandOpti
 	if script == "" {
 		return nil, &desktop.Error{Code: desktop.CodeInvalid, Field: "cmd", Index: -1, Message: "the command is empty"}
 	}
-	return c.start(ctx, script, opts)
+	return c.start(ctx, apitype.CommandLine{Script: script}, opts)
 }
 
 // StartArgv starts argv in the background, no shell involved; see Start.
@@ -199,17 +190,15 @@ func (c *Commands) StartArgv(ctx context.Context, argv []string, opts ...Command
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, &desktop.Error{Code: desktop.CodeInvalid, Field: "cmd", Index: -1, Message: "the command is empty"}
 	}
-	return c.start(ctx, argv, opts)
+	return c.start(ctx, apitype.CommandLine{Argv: argv}, opts)
 }
 
-func (c *Commands) start(ctx context.Context, cmd any, opts []CommandOptions) (*CommandHandle, error) {
+func (c *Commands) start(ctx context.Context, cmd apitype.CommandLine, opts []CommandOptions) (*CommandHandle, error) {
 	body, o, err := commandRequest(cmd, true, opts)
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		PID int `json:"pid"`
-	}
+	var out apitype.CommandStarted
 	if err := c.s.t.call(ctx, http.MethodPost, "/v1/commands", nil, body, &out); err != nil {
 		return nil, err
 	}
@@ -228,15 +217,7 @@ func (c *Commands) Connect(pid int, opts ...CommandOptions) *CommandHandle {
 }
 
 // CommandInfo describes a running command.
-type CommandInfo struct {
-	PID        int       `json:"pid"`
-	Cmd        []string  `json:"cmd"`
-	Background bool      `json:"background"`
-	User       string    `json:"user"`
-	Cwd        string    `json:"cwd"`
-	Stdin      bool      `json:"stdin"`
-	StartedAt  time.Time `json:"started_at"`
-}
+type CommandInfo = apitype.CommandInfo
 
 // List returns the commands that are running.
 func (c *Commands) List(ctx context.Context) ([]CommandInfo, error) {
@@ -255,18 +236,18 @@ func (c *Commands) Kill(ctx context.Context, pid int) error {
 // Signal sends a signal ("SIGTERM", "INT", ...) to the command's process
 // group. A command that has ended gives an error of class ErrNotFound.
 func (c *Commands) Signal(ctx context.Context, pid int, signal string) error {
-	return c.s.t.call(ctx, http.MethodPost, pidPath(pid, "/kill"), nil, map[string]string{"signal": signal}, nil)
+	return c.s.t.call(ctx, http.MethodPost, pidPath(pid, "/kill"), nil, apitype.SignalRequest{Signal: signal}, nil)
 }
 
 // SendStdin writes data to the stdin of a command started with Stdin set.
 func (c *Commands) SendStdin(ctx context.Context, pid int, data []byte) error {
-	return c.s.t.call(ctx, http.MethodPost, pidPath(pid, "/stdin"), nil, map[string][]byte{"data": data}, nil)
+	return c.s.t.call(ctx, http.MethodPost, pidPath(pid, "/stdin"), nil, apitype.StdinRequest{Data: data}, nil)
 }
 
 // CloseStdin closes the stdin of a command started with Stdin set, so that
 // it reads the end of its input.
 func (c *Commands) CloseStdin(ctx context.Context, pid int) error {
-	return c.s.t.call(ctx, http.MethodPost, pidPath(pid, "/stdin"), nil, map[string]bool{"close": true}, nil)
+	return c.s.t.call(ctx, http.MethodPost, pidPath(pid, "/stdin"), nil, apitype.StdinRequest{Close: true}, nil)
 }
 
 func pidPath(pid int, suffix string) string {
@@ -338,18 +319,6 @@ func (h *CommandHandle) SendStdin(ctx context.Context, data []byte) error {
 // CloseStdin closes the command's stdin.
 func (h *CommandHandle) CloseStdin(ctx context.Context) error { return h.c.CloseStdin(ctx, h.PID) }
 
-// streamEvent is one line of a command's NDJSON stream.
-type streamEvent struct {
-	Type     string `json:"type"`
-	PID      int    `json:"pid"`
-	Data     []byte `json:"data"`
-	Bytes    int64  `json:"bytes"`
-	ExitCode int    `json:"exit_code"`
-	Error    string `json:"error"`
-	Signal   string `json:"signal"`
-	TimedOut bool   `json:"timed_out"`
-}
-
 var errStreamCut = errors.New("the stream ended before the command did")
 
 // readStream reads a command's event stream into a result, calling the
@@ -359,7 +328,7 @@ func (c *Commands) readStream(ctx context.Context, method, path string, body io.
 	var stdout, stderr strings.Builder
 	dec := json.NewDecoder(bufio.NewReaderSize(body, 64<<10))
 	for {
-		var ev streamEvent
+		var ev apitype.CommandEvent
 		if err := dec.Decode(&ev); err != nil {
 			res.Stdout, res.Stderr = stdout.String(), stderr.String()
 			if ctx.Err() != nil {
@@ -378,22 +347,26 @@ func (c *Commands) readStream(ctx context.Context, method, path string, body io.
 				class: desktop.ErrUnavailable, cause: err}
 		}
 		switch ev.Type {
-		case "start":
+		case apitype.EventStart:
 			res.PID = ev.PID
-		case "stdout":
+		case apitype.EventStdout:
 			stdout.Write(ev.Data)
 			if o.OnStdout != nil {
 				o.OnStdout(ev.Data)
 			}
-		case "stderr":
+		case apitype.EventStderr:
 			stderr.Write(ev.Data)
 			if o.OnStderr != nil {
 				o.OnStderr(ev.Data)
 			}
-		case "dropped":
+		case apitype.EventDropped:
 			res.Dropped += ev.Bytes
-		case "end":
+		case apitype.EventEnd:
 			res.Stdout, res.Stderr = stdout.String(), stderr.String()
+			if ev.CommandEnd == nil {
+				return res, &desktop.Error{Code: desktop.CodeInternal, Index: -1,
+					Message: fmt.Sprintf("client: %s %s%s: the end event of the command stream has no exit_code", method, c.s.t.base, path)}
+			}
 			res.ExitCode, res.Error, res.Signal, res.TimedOut = ev.ExitCode, ev.Error, ev.Signal, ev.TimedOut
 			if res.ExitCode != 0 || res.Signal != "" || res.TimedOut {
 				return res, &CommandExitError{Result: res}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -20,10 +20,10 @@ const DefaultServerURL = "http://127.0.0.1:8080"
 
 // Sandbox states.
 const (
-	StateStarting = "starting"
-	StateRunning  = "running"
-	StatePaused   = "paused"
-	StateKilled   = "killed"
+	StateStarting = apitype.StateStarting
+	StateRunning  = apitype.StateRunning
+	StatePaused   = apitype.StatePaused
+	StateKilled   = apitype.StateKilled
 )
 
 // Server is a client of a Cubicle server (`cubicle serve`): it creates,
@@ -78,50 +78,21 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Token is a secret (a sandbox's access token). It prints and logs as
-// "[redacted]"; string(tok) is the secret.
-type Token string
-
-// String returns "[redacted]" so that the token is not printed by mistake.
-func (t Token) String() string { return "[redacted]" }
-
-// LogValue keeps the token out of logs.
-func (t Token) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+// Token is a secret (a sandbox's access token, a stream token). It prints
+// and logs as "[redacted]"; string(tok) is the secret.
+type Token = apitype.Token
 
 // Limits are the resources of a sandbox; zero fields take the server's
 // defaults.
-type Limits struct {
-	CPUs     float64 `json:"cpus,omitempty"`
-	MemoryMB int     `json:"memory_mb,omitempty"`
-	DiskMB   int     `json:"disk_mb,omitempty"`
-	Pids     int     `json:"pids,omitempty"`
-}
+type Limits = apitype.Limits
 
 // Network is the outbound network policy of a sandbox. AllowOut and
 // DenyOut are CIDRs ("10.1.0.0/16") that refine Internet.
-type Network struct {
-	Internet bool     `json:"internet"`
-	AllowOut []string `json:"allow_out,omitempty"`
-	DenyOut  []string `json:"deny_out,omitempty"`
-}
+type Network = apitype.Network
 
-// SandboxInfo is a sandbox as the server describes it.
-type SandboxInfo struct {
-	ID         string            `json:"id"`
-	Template   string            `json:"template"`
-	State      string            `json:"state"`
-	StartedAt  time.Time         `json:"started_at"`
-	EndAt      time.Time         `json:"end_at"` // when the timeout kills it
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Resolution desktop.Size      `json:"resolution"`
-	DPI        int               `json:"dpi,omitempty"`
-	Limits     Limits            `json:"limits"`
-	Network    Network           `json:"network"`
-	// AccessToken opens the sandbox's agent; only its owner gets it.
-	AccessToken Token `json:"access_token,omitempty"`
-	// AgentURL reaches the agent through the server.
-	AgentURL string `json:"agent_url,omitempty"`
-}
+// SandboxInfo is a sandbox as the server describes it. Its AccessToken
+// opens the sandbox's agent; only its owner gets it.
+type SandboxInfo = apitype.Sandbox
 
 // CreateOptions shape a new sandbox. Zero fields take the server's
 // defaults.
@@ -145,25 +116,13 @@ type CreateOptions struct {
 	Network *Network
 }
 
-// createBody is the body of POST /v1/sandboxes.
-type createBody struct {
-	Template   string            `json:"template,omitempty"`
-	Resolution *desktop.Size     `json:"resolution,omitempty"`
-	DPI        int               `json:"dpi,omitempty"`
-	TimeoutS   int64             `json:"timeout_s,omitempty"`
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-	Limits     *Limits           `json:"limits,omitempty"`
-	Network    *Network          `json:"network,omitempty"`
-}
-
 // seconds rounds a positive duration up to whole seconds.
-func seconds(field string, d time.Duration) (int64, error) {
+func seconds(field string, d time.Duration) (int, error) {
 	if d < 0 {
 		return 0, &desktop.Error{Code: desktop.CodeInvalid, Field: field, Index: -1,
 			Message: fmt.Sprintf("%s %s is negative", field, d)}
 	}
-	return int64((d + time.Second - 1) / time.Second), nil
+	return int((d + time.Second - 1) / time.Second), nil
 }
 
 // Create starts a sandbox and returns it once its desktop is ready. The
@@ -173,10 +132,11 @@ func (s *Server) Create(ctx context.Context, o CreateOptions) (*Sandbox, error) 
 	if err != nil {
 		return nil, err
 	}
-	body := createBody{Template: o.Template, DPI: o.DPI, TimeoutS: timeout, Metadata: o.Metadata,
-		Env: o.Env, Limits: o.Limits, Network: o.Network}
-	if o.Resolution != (desktop.Size{}) {
-		body.Resolution = &o.Resolution
+	body := apitype.CreateRequest{Template: o.Template, DPI: o.DPI, TimeoutS: timeout, Metadata: o.Metadata,
+		Env: o.Env, Network: o.Network,
+		Resolution: apitype.Resolution{Width: o.Resolution.Width, Height: o.Resolution.Height}}
+	if o.Limits != nil {
+		body.Limits = *o.Limits
 	}
 	var info SandboxInfo
 	if err := s.t.call(ctx, http.MethodPost, "/v1/sandboxes", nil, body, &info); err != nil {
@@ -198,13 +158,13 @@ func (s *Server) Connect(ctx context.Context, id string, opts ...ConnectOptions)
 	if err != nil {
 		return nil, err
 	}
-	body := map[string]int64{}
+	var body apitype.ConnectRequest
 	if len(opts) > 0 && opts[0].Timeout != 0 {
 		n, err := seconds("timeout", opts[0].Timeout)
 		if err != nil {
 			return nil, err
 		}
-		body["timeout_s"] = n
+		body.TimeoutS = &n
 	}
 	var info SandboxInfo
 	if err := s.t.call(ctx, http.MethodPost, path, nil, body, &info); err != nil {
@@ -251,9 +211,9 @@ type ListOptions struct {
 
 // SandboxPage is one page of List.
 type SandboxPage struct {
-	Sandboxes []SandboxInfo `json:"sandboxes"`
+	Sandboxes []SandboxInfo
 	// Cursor fetches the next page; "" on the last one.
-	Cursor string `json:"next"`
+	Cursor string
 
 	srv  *Server
 	opts ListOptions
@@ -293,14 +253,14 @@ func (s *Server) List(ctx context.Context, o ListOptions) (*SandboxPage, error) 
 	if o.Cursor != "" {
 		q.Set("next", o.Cursor)
 	}
-	page := &SandboxPage{srv: s, opts: o}
-	if err := s.t.call(ctx, http.MethodGet, "/v1/sandboxes", q, nil, page); err != nil {
+	var list apitype.ListResponse
+	if err := s.t.call(ctx, http.MethodGet, "/v1/sandboxes", q, nil, &list); err != nil {
 		return nil, err
 	}
-	if page.Sandboxes == nil {
-		page.Sandboxes = []SandboxInfo{}
+	if list.Sandboxes == nil {
+		list.Sandboxes = []SandboxInfo{}
 	}
-	return page, nil
+	return &SandboxPage{Sandboxes: list.Sandboxes, Cursor: list.Next, srv: s, opts: o}, nil
 }
 
 // All yields every sandbox that matches o, page after page. It stops at
@@ -415,7 +375,7 @@ func (s *Sandbox) SetTimeout(ctx context.Context, d time.Duration) error {
 	if n == 0 {
 		return &desktop.Error{Code: desktop.CodeInvalid, Field: "timeout", Index: -1, Message: "timeout must be at least 1s; use Kill to end the sandbox now"}
 	}
-	return s.ctl.srv.t.call(ctx, http.MethodPost, "/v1/sandboxes/"+s.ctl.id+"/timeout", nil, map[string]int64{"timeout_s": n}, nil)
+	return s.ctl.srv.t.call(ctx, http.MethodPost, "/v1/sandboxes/"+s.ctl.id+"/timeout", nil, apitype.TimeoutRequest{TimeoutS: &n}, nil)
 }
 
 // SetMetadata replaces the sandbox's metadata.
@@ -426,7 +386,7 @@ func (s *Sandbox) SetMetadata(ctx context.Context, md map[string]string) error {
 	if md == nil {
 		md = map[string]string{}
 	}
-	return s.ctl.srv.t.call(ctx, http.MethodPatch, "/v1/sandboxes/"+s.ctl.id+"/metadata", nil, map[string]any{"metadata": md}, nil)
+	return s.ctl.srv.t.call(ctx, http.MethodPatch, "/v1/sandboxes/"+s.ctl.id+"/metadata", nil, apitype.MetadataRequest{Metadata: md}, nil)
 }
 
 // Kill stops the sandbox and deletes it.
@@ -456,16 +416,7 @@ func (s *Sandbox) SetNetwork(ctx context.Context, n Network) error {
 
 // Metrics is the resource use of a sandbox at one moment. Memory and disk
 // are in bytes.
-type Metrics struct {
-	CPUCount   int       `json:"cpu_count"`
-	CPUUsedPct float64   `json:"cpu_used_pct"`
-	MemUsed    int64     `json:"mem_used"`
-	MemTotal   int64     `json:"mem_total"`
-	MemCache   int64     `json:"mem_cache"`
-	DiskUsed   int64     `json:"disk_used"`
-	DiskTotal  int64     `json:"disk_total"`
-	Timestamp  time.Time `json:"timestamp"`
-}
+type Metrics = apitype.Metrics
 
 // Metrics returns the sandbox's resource use now.
 func (s *Sandbox) Metrics(ctx context.Context) (*Metrics, error) {

@@ -29,5 +29,10 @@
 // order on the agent, and a failed batch returns both what completed and the
 // error, whose Index names the action that failed.
 //
-// The package uses the standard library and package desktop only.
+// The JSON shapes it sends and reads are those of package apitype, which
+// the server uses too; SandboxInfo, Limits, Network, Metrics, CommandInfo,
+// WriteInfo and StreamURL are its types under the SDK's names.
+//
+// The package uses the standard library and packages desktop and apitype
+// only.
 package client

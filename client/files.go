@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -35,7 +36,8 @@ func (f *Files) AsUser(user string) *Files {
 type FileEntry struct {
 	Name string
 	Path string
-	// Type is "file", "dir", "symlink" or "other".
+	// Type is "file", "dir", "symlink" or "other" (apitype.FileTypeFile,
+	// ...).
 	Type string
 	Size int64
 	// Mode holds the permission bits and ModeSetuid, ModeSetgid and
@@ -45,18 +47,8 @@ type FileEntry struct {
 	SymlinkTarget string
 }
 
-// wireEntry is a FileEntry as the agent sends it.
-type wireEntry struct {
-	Name          string    `json:"name"`
-	Path          string    `json:"path"`
-	Type          string    `json:"type"`
-	Size          int64     `json:"size"`
-	Mode          uint32    `json:"mode"`
-	MTime         time.Time `json:"mtime"`
-	SymlinkTarget string    `json:"symlink_target"`
-}
-
-func (w *wireEntry) entry() FileEntry {
+// fileEntry turns an entry as the agent sends it into a FileEntry.
+func fileEntry(w *apitype.FileEntry) FileEntry {
 	m := fs.FileMode(w.Mode & 0o777)
 	for _, b := range []struct {
 		unix uint32
@@ -69,11 +61,8 @@ func (w *wireEntry) entry() FileEntry {
 	return FileEntry{Name: w.Name, Path: w.Path, Type: w.Type, Size: w.Size, Mode: m, ModTime: w.MTime, SymlinkTarget: w.SymlinkTarget}
 }
 
-// WriteInfo is what a write made.
-type WriteInfo struct {
-	Path string `json:"path"`
-	Size int64  `json:"size"`
-}
+// WriteInfo is what a write made: the file's path and size.
+type WriteInfo = apitype.WriteInfo
 
 func (f *Files) query(path string, more ...string) url.Values {
 	q := url.Values{"path": {path}}
@@ -177,13 +166,13 @@ func (f *Files) List(ctx context.Context, path string, depth int) ([]FileEntry, 
 	if depth <= 0 {
 		depth = 1
 	}
-	var wire []wireEntry
+	var wire []apitype.FileEntry
 	if err := f.s.t.call(ctx, http.MethodGet, "/v1/files/list", f.query(path, "depth", strconv.Itoa(depth)), nil, &wire); err != nil {
 		return nil, err
 	}
 	out := make([]FileEntry, len(wire))
 	for i := range wire {
-		out[i] = wire[i].entry()
+		out[i] = fileEntry(&wire[i])
 	}
 	return out, nil
 }
@@ -193,11 +182,11 @@ func (f *Files) Stat(ctx context.Context, path string) (*FileEntry, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	var w wireEntry
+	var w apitype.FileEntry
 	if err := f.s.t.call(ctx, http.MethodGet, "/v1/files/stat", f.query(path), nil, &w); err != nil {
 		return nil, err
 	}
-	e := w.entry()
+	e := fileEntry(&w)
 	return &e, nil
 }
 

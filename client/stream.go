@@ -6,14 +6,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // Resize modes of a live view.
 const (
-	ResizeOff    = "off"    // the desktop at its own size
-	ResizeScale  = "scale"  // scaled to fit the browser window (default)
-	ResizeRemote = "remote" // ask the desktop to take the window's size
+	ResizeOff    = apitype.ResizeOff    // the desktop at its own size
+	ResizeScale  = apitype.ResizeScale  // scaled to fit the browser window (default)
+	ResizeRemote = apitype.ResizeRemote // ask the desktop to take the window's size
 )
 
 // StreamURLOptions shape a live-view URL.
@@ -32,28 +33,10 @@ type StreamURLOptions struct {
 	Window uint32
 }
 
-// StreamURL is a live view of a sandbox, for a browser.
-type StreamURL struct {
-	// URL opens the live view in a browser.
-	URL string `json:"url"`
-	// WebSocketURL speaks RFB over WebSocket, for other VNC clients.
-	WebSocketURL string `json:"websocket_url"`
-	// Token is the signed token in both URLs.
-	Token Token `json:"token"`
-	// TokenID names the URL for RevokeStreamURL.
-	TokenID   string    `json:"token_id"`
-	SandboxID string    `json:"sandbox_id"`
-	ViewOnly  bool      `json:"view_only"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-type streamURLBody struct {
-	ViewOnly    bool   `json:"view_only"`
-	TTLS        int64  `json:"ttl_s,omitempty"`
-	AutoConnect bool   `json:"auto_connect"`
-	Resize      string `json:"resize,omitempty"`
-	WindowID    uint32 `json:"window_id,omitempty"`
-}
+// StreamURL is a live view of a sandbox, for a browser: URL opens it,
+// WebSocketURL speaks RFB over WebSocket for other VNC clients, and
+// TokenID names it for RevokeStreamURL.
+type StreamURL = apitype.StreamURL
 
 // StreamURL returns a new URL of a live view of the sandbox in the
 // browser, signed by the server for this sandbox, one mode and a limited
@@ -67,7 +50,8 @@ func (s *Sandbox) StreamURL(ctx context.Context, o StreamURLOptions) (*StreamURL
 	if err != nil {
 		return nil, err
 	}
-	body := streamURLBody{ViewOnly: o.ViewOnly, TTLS: ttl, AutoConnect: !o.NoAutoConnect, Resize: o.Resize, WindowID: o.Window}
+	autoConnect := !o.NoAutoConnect
+	body := apitype.StreamURLRequest{ViewOnly: o.ViewOnly, TTLS: ttl, AutoConnect: &autoConnect, Resize: o.Resize, WindowID: o.Window}
 	path, err := sandboxPath(s.ctl.id, "/stream")
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -82,13 +83,6 @@ func windowPath(id uint32) string {
 	return "/v1/windows/" + strconv.FormatUint(uint64(id), 10)
 }
 
-// launchRequest is the body of POST /v1/launch.
-type launchRequest struct {
-	App     string   `json:"app,omitempty"`
-	Command []string `json:"command,omitempty"`
-	URI     string   `json:"uri,omitempty"`
-}
-
 // Launch starts an application by the name of its .desktop file
 // ("firefox-esr", "xfce4-terminal"), optionally handing it one file or URL,
 // and returns the process id.
@@ -98,7 +92,7 @@ func (s *Sandbox) Launch(ctx context.Context, app string, uri ...string) (int, e
 		e.Field = "uri"
 		return 0, e
 	}
-	req := launchRequest{App: app}
+	req := apitype.LaunchRequest{App: app}
 	if len(uri) == 1 {
 		req.URI = uri[0]
 	}
@@ -108,15 +102,13 @@ func (s *Sandbox) Launch(ctx context.Context, app string, uri ...string) (int, e
 // LaunchCommand starts a program from its argv, without a shell, and returns
 // the process id.
 func (s *Sandbox) LaunchCommand(ctx context.Context, argv ...string) (int, error) {
-	return s.started(ctx, "/v1/launch", launchRequest{Command: argv})
+	return s.started(ctx, "/v1/launch", apitype.LaunchRequest{Command: argv})
 }
 
 // Open opens a file or URL with its default application (as xdg-open does)
 // and returns the process id.
 func (s *Sandbox) Open(ctx context.Context, target string) (int, error) {
-	return s.started(ctx, "/v1/open", struct {
-		Target string `json:"target"`
-	}{target})
+	return s.started(ctx, "/v1/open", apitype.OpenRequest{Target: target})
 }
 
 func (s *Sandbox) started(ctx context.Context, path string, in any) (int, error) {
@@ -127,35 +119,30 @@ func (s *Sandbox) started(ctx context.Context, path string, in any) (int, error)
 	return res.PID, nil
 }
 
-// clipboardText is the body of /v1/clipboard.
-type clipboardText struct {
-	Text string `json:"text"`
-}
-
 // Clipboard returns the text on the clipboard.
 func (s *Sandbox) Clipboard(ctx context.Context) (string, error) {
-	var c clipboardText
-	err := s.t.call(ctx, http.MethodGet, "/v1/clipboard", nil, nil, &c)
-	return c.Text, err
+	var c apitype.Clipboard
+	if err := s.t.call(ctx, http.MethodGet, "/v1/clipboard", nil, nil, &c); err != nil {
+		return "", err
+	}
+	if c.Text == nil {
+		return "", nil
+	}
+	return *c.Text, nil
 }
 
 // SetClipboard puts text on the clipboard.
 func (s *Sandbox) SetClipboard(ctx context.Context, text string) error {
-	return s.t.call(ctx, http.MethodPut, "/v1/clipboard", nil, clipboardText{text}, nil)
+	return s.t.call(ctx, http.MethodPut, "/v1/clipboard", nil, apitype.Clipboard{Text: &text}, nil)
 }
 
-// StreamOptions shapes a live view.
-type StreamOptions struct {
-	// Window, when not 0, streams only this window.
-	Window uint32 `json:"window,omitempty"`
-}
+// StreamOptions shapes a live view: Window, when not 0, streams only this
+// window.
+type StreamOptions = apitype.VNCRequest
 
-// Stream is a running live view.
-type Stream struct {
-	// Address is where the VNC server listens, as seen from the agent
-	// ("127.0.0.1:5900").
-	Address string `json:"address"`
-}
+// Stream is a running live view: Address is where the VNC server listens,
+// as seen from the agent ("127.0.0.1:5900").
+type Stream = apitype.VNCStream
 
 // StartStream starts the VNC server of the live view (POST /v1/stream).
 func (s *Sandbox) StartStream(ctx context.Context, o StreamOptions) (*Stream, error) {

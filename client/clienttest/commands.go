@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -108,26 +109,18 @@ func (s *system) finishLocked(p *fakeProc, out CommandOutput) {
 }
 
 func (s *system) handleStart(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Cmd        json.RawMessage   `json:"cmd"`
-		Env        map[string]string `json:"env"`
-		Cwd        string            `json:"cwd"`
-		User       string            `json:"user"`
-		Background bool              `json:"background"`
-		TimeoutMS  *int64            `json:"timeout_ms"`
-		Stdin      bool              `json:"stdin"`
-	}
+	var req apitype.CommandRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	var (
-		script string
-		argv   []string
-	)
-	if json.Unmarshal(req.Cmd, &script) == nil && script != "" {
-		argv = []string{"bash", "-l", "-c", script}
-	} else if json.Unmarshal(req.Cmd, &argv) != nil || len(argv) == 0 || argv[0] == "" {
+	var argv []string
+	if req.Cmd != nil && req.Cmd.Script != "" {
+		argv = []string{"bash", "-l", "-c", req.Cmd.Script}
+	} else if req.Cmd != nil {
+		argv = req.Cmd.Argv
+	}
+	if len(argv) == 0 || argv[0] == "" {
 		writeError(w, &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: "cmd",
 			Message: `"cmd" must be a script string or a non-empty argv array`})
 		return
@@ -150,7 +143,7 @@ func (s *system) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if req.Background {
-		writeJSON(w, http.StatusOK, map[string]int{"pid": p.pid})
+		writeJSON(w, http.StatusOK, apitype.CommandStarted{PID: p.pid})
 		return
 	}
 	s.stream(w, r, p, true)
@@ -163,7 +156,7 @@ func (s *system) stream(w http.ResponseWriter, r *http.Request, p *fakeProc, fol
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	flush := func() { http.NewResponseController(w).Flush() }
-	enc.Encode(map[string]any{"type": "start", "pid": p.pid})
+	enc.Encode(apitype.CommandEvent{Type: apitype.EventStart, PID: p.pid})
 	flush()
 	if follow {
 		select {
@@ -178,22 +171,13 @@ func (s *system) stream(w http.ResponseWriter, r *http.Request, p *fakeProc, fol
 		return
 	}
 	if p.out.Stdout != "" {
-		enc.Encode(map[string]any{"type": "stdout", "data": []byte(p.out.Stdout)})
+		enc.Encode(apitype.CommandEvent{Type: apitype.EventStdout, Data: []byte(p.out.Stdout)})
 	}
 	if p.out.Stderr != "" {
-		enc.Encode(map[string]any{"type": "stderr", "data": []byte(p.out.Stderr)})
+		enc.Encode(apitype.CommandEvent{Type: apitype.EventStderr, Data: []byte(p.out.Stderr)})
 	}
-	end := map[string]any{"type": "end", "exit_code": p.out.ExitCode}
-	if p.out.Error != "" {
-		end["error"] = p.out.Error
-	}
-	if p.out.Signal != "" {
-		end["signal"] = p.out.Signal
-	}
-	if p.out.TimedOut {
-		end["timed_out"] = true
-	}
-	enc.Encode(end)
+	enc.Encode(apitype.CommandEvent{Type: apitype.EventEnd, CommandEnd: &apitype.CommandEnd{
+		ExitCode: p.out.ExitCode, Error: p.out.Error, Signal: p.out.Signal, TimedOut: p.out.TimedOut}})
 	flush()
 }
 
@@ -219,24 +203,16 @@ func ended(p *fakeProc) bool {
 }
 
 func (s *system) handleCommands(w http.ResponseWriter, r *http.Request) {
-	type info struct {
-		PID        int       `json:"pid"`
-		Cmd        []string  `json:"cmd"`
-		Background bool      `json:"background"`
-		User       string    `json:"user"`
-		Cwd        string    `json:"cwd"`
-		Stdin      bool      `json:"stdin"`
-		StartedAt  time.Time `json:"started_at"`
-	}
-	list := []info{}
+	list := []apitype.CommandInfo{}
 	s.mu.Lock()
 	for _, p := range s.procs {
 		if !ended(p) {
-			list = append(list, info{p.pid, p.cmd.Argv, p.cmd.Background, cmp(p.cmd.User, "user"), cmp(p.cmd.Cwd, "/home/user"), p.stdin, p.start})
+			list = append(list, apitype.CommandInfo{PID: p.pid, Cmd: p.cmd.Argv, Background: p.cmd.Background,
+				User: cmp(p.cmd.User, "user"), Cwd: cmp(p.cmd.Cwd, "/home/user"), Stdin: p.stdin, StartedAt: p.start})
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(list, func(a, b info) int { return a.PID - b.PID })
+	slices.SortFunc(list, func(a, b apitype.CommandInfo) int { return a.PID - b.PID })
 	writeJSON(w, http.StatusOK, list)
 }
 
@@ -264,10 +240,7 @@ func (s *system) handleStdin(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
-	var body struct {
-		Data  []byte `json:"data"`
-		Close bool   `json:"close"`
-	}
+	var body apitype.StdinRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -291,9 +264,7 @@ func (s *system) handleKill(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
-	var body struct {
-		Signal string `json:"signal"`
-	}
+	var body apitype.SignalRequest
 	if r.ContentLength != 0 {
 		if err := decodeBody(r, &body); err != nil {
 			writeError(w, err)

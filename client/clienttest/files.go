@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -141,7 +141,7 @@ func (s *system) handleWrite(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.putLocked(p, data)
-	writeJSON(w, http.StatusOK, map[string]any{"path": p, "size": len(data)})
+	writeJSON(w, http.StatusOK, apitype.WriteInfo{Path: p, Size: int64(len(data))})
 }
 
 func (s *system) handleRemove(w http.ResponseWriter, r *http.Request) {
@@ -168,20 +168,10 @@ func (s *system) handleRemove(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// entry is a file as the agent describes it.
-type entry struct {
-	Name  string    `json:"name"`
-	Path  string    `json:"path"`
-	Type  string    `json:"type"`
-	Size  int64     `json:"size"`
-	Mode  uint32    `json:"mode"`
-	MTime time.Time `json:"mtime"`
-}
-
-func (s *system) entryLocked(p string, f *fakeFile) entry {
-	e := entry{Name: path.Base(p), Path: p, Type: "file", Size: int64(len(f.data)), Mode: 0o644, MTime: s.now}
+func (s *system) entryLocked(p string, f *fakeFile) apitype.FileEntry {
+	e := apitype.FileEntry{Name: path.Base(p), Path: p, Type: apitype.FileTypeFile, Size: int64(len(f.data)), Mode: 0o644, MTime: s.now}
 	if f.dir {
-		e.Type, e.Size, e.Mode = "dir", 4096, 0o755
+		e.Type, e.Size, e.Mode = apitype.FileTypeDir, 4096, 0o755
 	}
 	return e
 }
@@ -225,7 +215,7 @@ func (s *system) handleListDir(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	list := []entry{}
+	list := []apitype.FileEntry{}
 	prefix := strings.TrimSuffix(p, "/") + "/"
 	for k, f := range s.files {
 		rest, ok := strings.CutPrefix(k, prefix)
@@ -233,7 +223,7 @@ func (s *system) handleListDir(w http.ResponseWriter, r *http.Request) {
 			list = append(list, s.entryLocked(k, f))
 		}
 	}
-	slices.SortFunc(list, func(a, b entry) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(list, func(a, b apitype.FileEntry) int { return strings.Compare(a.Path, b.Path) })
 	writeJSON(w, http.StatusOK, list)
 }
 

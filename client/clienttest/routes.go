@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -319,13 +320,12 @@ func (a *Agent) focusLocked(id uint32) error {
 }
 
 func (a *Agent) handleGetClipboard(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"text": a.Clipboard()})
+	text := a.Clipboard()
+	writeJSON(w, http.StatusOK, apitype.Clipboard{Text: &text})
 }
 
 func (a *Agent) handleSetClipboard(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Text *string `json:"text"`
-	}
+	var body apitype.Clipboard
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -349,11 +349,7 @@ func (a *Agent) handleSetClipboard(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleLaunch(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		App     string   `json:"app"`
-		Command []string `json:"command"`
-		URI     string   `json:"uri"`
-	}
+	var body apitype.LaunchRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -362,9 +358,7 @@ func (a *Agent) handleLaunch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleOpen(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Target string `json:"target"`
-	}
+	var body apitype.OpenRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -373,9 +367,7 @@ func (a *Agent) handleOpen(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleStartStream(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Window uint32 `json:"window"`
-	}
+	var body apitype.VNCRequest
 	if r.ContentLength != 0 {
 		if err := decodeBody(r, &body); err != nil {
 			writeError(w, err)
@@ -397,7 +389,7 @@ func (a *Agent) handleStartStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.stream = "127.0.0.1:5900"
-	writeJSON(w, http.StatusOK, map[string]string{"address": a.stream})
+	writeJSON(w, http.StatusOK, apitype.VNCStream{Address: a.stream})
 }
 
 func (a *Agent) handleStopStream(w http.ResponseWriter, r *http.Request) {

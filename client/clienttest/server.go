@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -57,37 +58,9 @@ type Server struct {
 
 // fakeSandbox is one imaginary sandbox.
 type fakeSandbox struct {
-	info  sandboxJSON
+	info  apitype.Sandbox
 	owner string
 	agent *Agent
-}
-
-// sandboxJSON is the sandbox object of the API.
-type sandboxJSON struct {
-	ID          string            `json:"id"`
-	Template    string            `json:"template"`
-	State       string            `json:"state"`
-	StartedAt   time.Time         `json:"started_at"`
-	EndAt       time.Time         `json:"end_at"`
-	Metadata    map[string]string `json:"metadata"`
-	Resolution  desktop.Size      `json:"resolution"`
-	DPI         int               `json:"dpi"`
-	Limits      limitsJSON        `json:"limits"`
-	Network     networkJSON       `json:"network"`
-	AccessToken string            `json:"access_token,omitempty"`
-	AgentURL    string            `json:"agent_url,omitempty"`
-}
-
-type limitsJSON struct {
-	CPUs     float64 `json:"cpus"`
-	MemoryMB int     `json:"memory_mb"`
-	DiskMB   int     `json:"disk_mb"`
-}
-
-type networkJSON struct {
-	Internet bool     `json:"internet"`
-	AllowOut []string `json:"allow_out"`
-	DenyOut  []string `json:"deny_out"`
 }
 
 // StartServer starts a fake server and closes it when the test ends.
@@ -226,33 +199,28 @@ func invalid(field, format string, args ...any) error {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, owner string) {
-	var req struct {
-		Template   string            `json:"template"`
-		Resolution *desktop.Size     `json:"resolution"`
-		DPI        int               `json:"dpi"`
-		TimeoutS   *int              `json:"timeout_s"`
-		Metadata   map[string]string `json:"metadata"`
-		Env        map[string]string `json:"env"`
-		Limits     *limitsJSON       `json:"limits"`
-		Network    *networkJSON      `json:"network"`
-	}
+	// Fields left out keep these defaults, as on the real server.
+	req := apitype.CreateRequest{Template: "desktop", Resolution: apitype.Resolution{Width: 1024, Height: 768}, DPI: 96,
+		TimeoutS: 300, Network: &apitype.Network{Internet: true}}
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	info := sandboxJSON{Template: cmp(req.Template, "desktop"), Resolution: desktop.Size{Width: 1024, Height: 768}, DPI: 96,
-		Metadata: req.Metadata, Limits: limitsJSON{CPUs: 1, MemoryMB: 2048, DiskMB: 4096}, Network: networkJSON{Internet: true, AllowOut: []string{}, DenyOut: []string{}}}
-	timeout := 300
+	if req.Network == nil {
+		req.Network = &apitype.Network{Internet: true}
+	}
+	info := apitype.Sandbox{Template: req.Template, Resolution: req.Resolution, DPI: req.DPI,
+		Metadata: req.Metadata, Limits: apitype.Limits{CPUs: 1, MemoryMB: 2048, DiskMB: 4096}}
 	var err error
 	switch {
-	case req.Template != "" && req.Template != "desktop":
+	case req.Template != "desktop":
 		err = &desktop.Error{Code: desktop.CodeNotFound, Index: -1, Field: "template", Message: fmt.Sprintf("no template %q", req.Template)}
-	case req.Resolution != nil && (req.Resolution.Width < 64 || req.Resolution.Width > 8192 || req.Resolution.Height < 64 || req.Resolution.Height > 8192):
+	case req.Resolution.Width < 64 || req.Resolution.Width > 8192 || req.Resolution.Height < 64 || req.Resolution.Height > 8192:
 		err = invalid("resolution", "resolution %dx%d out of range 64..8192", req.Resolution.Width, req.Resolution.Height)
-	case req.DPI != 0 && (req.DPI < 50 || req.DPI > 500):
+	case req.DPI < 50 || req.DPI > 500:
 		err = invalid("dpi", "dpi %d out of range 50..500", req.DPI)
-	case req.TimeoutS != nil && (*req.TimeoutS < 1 || *req.TimeoutS > 86400):
-		err = invalid("timeout_s", "timeout_s %d out of range 1..86400", *req.TimeoutS)
+	case req.TimeoutS < 1 || req.TimeoutS > 86400:
+		err = invalid("timeout_s", "timeout_s %d out of range 1..86400", req.TimeoutS)
 	default:
 		err = checkMetadata(req.Metadata)
 	}
@@ -261,43 +229,32 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, owner stri
 			err = invalid("env", "environment variable name %q must match [A-Za-z_][A-Za-z0-9_]*", k)
 		}
 	}
-	if err == nil && req.Network != nil {
+	if err == nil {
 		err = checkNetwork(req.Network)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if req.Resolution != nil {
-		info.Resolution = *req.Resolution
+	if req.Limits != (apitype.Limits{}) {
+		info.Limits = req.Limits
 	}
-	if req.DPI != 0 {
-		info.DPI = req.DPI
-	}
-	if req.TimeoutS != nil {
-		timeout = *req.TimeoutS
-	}
-	if req.Limits != nil {
-		info.Limits = *req.Limits
-	}
-	if req.Network != nil {
-		info.Network = *req.Network
-	}
+	info.Network = answerNetwork(*req.Network)
 	if info.Metadata == nil {
 		info.Metadata = map[string]string{}
 	}
 	s.mu.Lock()
 	s.made++
 	info.ID = fmt.Sprintf("sbx%017d", s.made)
-	info.AccessToken = "tok-" + info.ID
+	info.AccessToken = apitype.Token("tok-" + info.ID)
 	info.AgentURL = s.URL + "/sandboxes/" + info.ID + "/agent"
-	info.State = "running"
+	info.State = apitype.StateRunning
 	info.StartedAt = s.now()
-	info.EndAt = info.StartedAt.Add(time.Duration(timeout) * time.Second)
+	info.EndAt = info.StartedAt.Add(time.Duration(req.TimeoutS) * time.Second)
 	ao := s.agOp
-	ao.Token = info.AccessToken
+	ao.Token = string(info.AccessToken)
 	if ao.Screen == (desktop.Size{}) {
-		ao.Screen = info.Resolution
+		ao.Screen = desktop.Size{Width: info.Resolution.Width, Height: info.Resolution.Height}
 	}
 	sb := &fakeSandbox{info: info, owner: owner, agent: New(ao)}
 	s.sandboxes = append(s.sandboxes, sb)
@@ -317,13 +274,24 @@ func checkMetadata(md map[string]string) error {
 	return nil
 }
 
-func checkNetwork(n *networkJSON) error {
+func checkNetwork(n *apitype.Network) error {
 	for _, c := range append(append([]string{}, n.AllowOut...), n.DenyOut...) {
 		if _, _, err := net.ParseCIDR(c); err != nil {
 			return invalid("network", "%q is not a CIDR such as 10.0.0.0/8", c)
 		}
 	}
 	return nil
+}
+
+// answerNetwork is n as an answer carries it: both lists, empty or not.
+func answerNetwork(n apitype.Network) apitype.Network {
+	if n.AllowOut == nil {
+		n.AllowOut = []string{}
+	}
+	if n.DenyOut == nil {
+		n.DenyOut = []string{}
+	}
+	return n
 }
 
 func envName(k string) bool {
@@ -373,7 +341,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, owner string
 		start = n
 	}
 	s.mu.Lock()
-	var match []sandboxJSON
+	var match []apitype.Sandbox
 	for _, sb := range s.sandboxes {
 		ok := sb.owner == owner && slices.Contains(states, sb.info.State)
 		for k, v := range filter {
@@ -386,10 +354,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, owner string
 		}
 	}
 	s.mu.Unlock()
-	page := struct {
-		Sandboxes []sandboxJSON `json:"sandboxes"`
-		Next      string        `json:"next"`
-	}{Sandboxes: []sandboxJSON{}}
+	page := apitype.ListResponse{Sandboxes: []apitype.Sandbox{}}
 	if start < len(match) {
 		end := min(start+limit, len(match))
 		page.Sandboxes = match[start:end]
@@ -400,7 +365,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, owner string
 	writeJSON(w, http.StatusOK, page)
 }
 
-func (s *Server) info(sb *fakeSandbox) sandboxJSON {
+func (s *Server) info(sb *fakeSandbox) apitype.Sandbox {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return sb.info
@@ -419,29 +384,33 @@ func (s *Server) handleKill(w http.ResponseWriter, r *http.Request, sb *fakeSand
 }
 
 func (s *Server) handleTimeout(w http.ResponseWriter, r *http.Request, sb *fakeSandbox) {
-	var body struct {
-		TimeoutS int `json:"timeout_s"`
-	}
+	var body apitype.TimeoutRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
 	}
-	if body.TimeoutS < 1 || body.TimeoutS > 86400 {
-		writeError(w, invalid("timeout_s", "timeout_s %d out of range 1..86400", body.TimeoutS))
+	if body.TimeoutS == nil {
+		writeError(w, invalid("timeout_s", "timeout_s is required"))
+		return
+	}
+	if t := *body.TimeoutS; t < 1 || t > 86400 {
+		writeError(w, invalid("timeout_s", "timeout_s %d out of range 1..86400", t))
 		return
 	}
 	s.mu.Lock()
-	sb.info.EndAt = s.now().Add(time.Duration(body.TimeoutS) * time.Second)
+	sb.info.EndAt = s.now().Add(time.Duration(*body.TimeoutS) * time.Second)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, s.info(sb))
 }
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, sb *fakeSandbox) {
-	var body struct {
-		Metadata map[string]string `json:"metadata"`
-	}
+	var body apitype.MetadataRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
+		return
+	}
+	if body.Metadata == nil {
+		writeError(w, invalid("metadata", "metadata is required; send {\"metadata\": {}} to clear it"))
 		return
 	}
 	if err := checkMetadata(body.Metadata); err != nil {
@@ -458,9 +427,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, sb *fake
 }
 
 func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sb *fakeSandbox) {
-	var body struct {
-		TimeoutS *int `json:"timeout_s"`
-	}
+	var body apitype.ConnectRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -470,7 +437,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sb *fakeS
 		return
 	}
 	s.mu.Lock()
-	sb.info.State = "running"
+	sb.info.State = apitype.StateRunning
 	if body.TimeoutS != nil {
 		sb.info.EndAt = s.now().Add(time.Duration(*body.TimeoutS) * time.Second)
 	}
@@ -481,16 +448,16 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request, sb *fakeS
 func (s *Server) handlePause(w http.ResponseWriter, r *http.Request, sb *fakeSandbox) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sb.info.State == "paused" {
+	if sb.info.State == apitype.StatePaused {
 		writeError(w, desktop.Errorf(desktop.CodeConflict, "sandbox %s is already paused", sb.info.ID))
 		return
 	}
-	sb.info.State = "paused"
+	sb.info.State = apitype.StatePaused
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleNetwork(w http.ResponseWriter, r *http.Request, sb *fakeSandbox) {
-	var body networkJSON
+	body := apitype.Network{Internet: true}
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -499,22 +466,16 @@ func (s *Server) handleNetwork(w http.ResponseWriter, r *http.Request, sb *fakeS
 		writeError(w, err)
 		return
 	}
-	if body.AllowOut == nil {
-		body.AllowOut = []string{}
-	}
-	if body.DenyOut == nil {
-		body.DenyOut = []string{}
-	}
 	s.mu.Lock()
-	sb.info.Network = body
+	sb.info.Network = answerNetwork(body)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, s.info(sb))
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, sb *fakeSandbox) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"cpu_count": 1, "cpu_used_pct": 12.5, "mem_used": 300 << 20, "mem_total": 2048 << 20,
-		"mem_cache": 50 << 20, "disk_used": 1 << 30, "disk_total": 4 << 30, "timestamp": s.now(),
+	writeJSON(w, http.StatusOK, apitype.Metrics{
+		CPUCount: 1, CPUUsedPct: 12.5, MemUsed: 300 << 20, MemTotal: 2048 << 20,
+		MemCache: 50 << 20, DiskUsed: 1 << 30, DiskTotal: 4 << 30, Timestamp: s.now(),
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/proc"
 )
@@ -67,70 +68,18 @@ type commands struct {
 	wg    sync.WaitGroup
 }
 
-// commandInfo describes a command in lists.
-type commandInfo struct {
-	PID        int       `json:"pid"`
-	Cmd        []string  `json:"cmd"`
-	Background bool      `json:"background"`
-	User       string    `json:"user"`
-	Cwd        string    `json:"cwd"`
-	Stdin      bool      `json:"stdin"`
-	StartedAt  time.Time `json:"started_at"`
-}
-
-// commandLine is the "cmd" of a request: argv, or a script for bash.
-type commandLine struct {
-	argv   []string
-	script string
-}
-
-func (c *commandLine) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, &c.script); err == nil {
-		c.argv = nil
-		if c.script == "" {
-			return errors.New(`"cmd" is an empty string`)
-		}
-		return nil
-	}
-	c.script = ""
-	if err := json.Unmarshal(b, &c.argv); err != nil {
-		return errors.New(`"cmd" must be a string (run with bash -l -c) or an array of strings (argv)`)
-	}
-	return nil
-}
-
-// commandRequest is the body of POST /v1/commands.
-type commandRequest struct {
-	Cmd        *commandLine      `json:"cmd"`
-	Env        map[string]string `json:"env"`
-	Cwd        string            `json:"cwd"`
-	User       string            `json:"user"`
-	Background bool              `json:"background"`
-	TimeoutMS  *int64            `json:"timeout_ms"`
-	Stdin      bool              `json:"stdin"`
-}
-
-// event is one line of a command's NDJSON stream.
-type event struct {
-	Type  string `json:"type"` // start, stdout, stderr, dropped, end
-	PID   int    `json:"pid,omitempty"`
-	Data  []byte `json:"data,omitempty"`  // stdout, stderr: base64
-	Bytes int64  `json:"bytes,omitempty"` // dropped: output lost before the next event
-	*endInfo
-}
-
 func invalidField(field, format string, args ...any) *desktop.Error {
 	return &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// validate checks a request and returns its argv and timeout.
-func (req *commandRequest) validate() ([]string, time.Duration, error) {
+// validateCommand checks a request and returns its argv and timeout.
+func validateCommand(req *apitype.CommandRequest) ([]string, time.Duration, error) {
 	if req.Cmd == nil {
 		return nil, 0, invalidField("cmd", `body needs "cmd": a script string or an argv array`)
 	}
-	argv := req.Cmd.argv
-	if req.Cmd.script != "" {
-		argv = []string{"bash", "-l", "-c", req.Cmd.script}
+	argv := req.Cmd.Argv
+	if req.Cmd.Script != "" {
+		argv = []string{"bash", "-l", "-c", req.Cmd.Script}
 	}
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, 0, invalidField("cmd", `"cmd" is empty; give a script string or an argv array`)
@@ -177,11 +126,11 @@ func validEnvName(k string) bool {
 }
 
 func (c *commands) handleStart(w http.ResponseWriter, r *http.Request) error {
-	var req commandRequest
+	var req apitype.CommandRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	argv, timeout, err := req.validate()
+	argv, timeout, err := validateCommand(&req)
 	if err != nil {
 		return err
 	}
@@ -195,10 +144,10 @@ func (c *commands) handleStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	c.log.Info("command started", "pid", p.pid, "program", argv[0], "user", acct.name, "background", req.Background)
 	if req.Background {
-		return writeJSON(w, http.StatusOK, map[string]int{"pid": p.pid})
+		return writeJSON(w, http.StatusOK, apitype.CommandStarted{PID: p.pid})
 	}
 	ew := newEventWriter(w)
-	if err := ew.write(event{Type: "start", PID: p.pid}); err != nil {
+	if err := ew.write(apitype.CommandEvent{Type: apitype.EventStart, PID: p.pid}); err != nil {
 		return nil
 	}
 	streamOutput(r, p, ew, true)
@@ -264,7 +213,7 @@ func workDir(cwd, home string) (string, error) {
 }
 
 // start starts a command and registers it.
-func (c *commands) start(argv []string, req *commandRequest, acct *account, timeout time.Duration) (*command, error) {
+func (c *commands) start(argv []string, req *apitype.CommandRequest, acct *account, timeout time.Duration) (*command, error) {
 	env := c.commandEnv(acct, req.Env)
 	dir, err := workDir(req.Cwd, acct.homeIn(env))
 	if err != nil {
@@ -293,7 +242,7 @@ func (c *commands) start(argv []string, req *commandRequest, acct *account, time
 	if err != nil {
 		return nil, startError(argv[0], dir, err)
 	}
-	info := commandInfo{PID: pr.Pid(), Cmd: argv, Background: req.Background, User: acct.name, Cwd: dir, Stdin: req.Stdin, StartedAt: time.Now().UTC()}
+	info := apitype.CommandInfo{PID: pr.Pid(), Cmd: argv, Background: req.Background, User: acct.name, Cwd: dir, Stdin: req.Stdin, StartedAt: time.Now().UTC()}
 	p := &command{Proc: pr, pid: pr.Pid(), info: info, timeout: timeout}
 
 	c.mu.Lock()
@@ -394,14 +343,14 @@ func (c *commands) lookup(r *http.Request) (*command, error) {
 
 func (c *commands) handleList(w http.ResponseWriter, r *http.Request) error {
 	c.mu.Lock()
-	list := []commandInfo{}
+	list := []apitype.CommandInfo{}
 	for _, p := range c.procs {
 		if ended, _, _ := p.State(); !ended {
 			list = append(list, p.info)
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(list, func(a, b commandInfo) int { return a.PID - b.PID })
+	slices.SortFunc(list, func(a, b apitype.CommandInfo) int { return a.PID - b.PID })
 	return writeJSON(w, http.StatusOK, list)
 }
 
@@ -417,7 +366,7 @@ func (c *commands) handleOutput(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	ew := newEventWriter(w)
-	if err := ew.write(event{Type: "start", PID: p.pid}); err != nil {
+	if err := ew.write(apitype.CommandEvent{Type: apitype.EventStart, PID: p.pid}); err != nil {
 		return nil
 	}
 	streamOutput(r, p, ew, follow)
@@ -429,10 +378,7 @@ func (c *commands) handleStdin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Data  []byte `json:"data"`
-		Close bool   `json:"close"`
-	}
+	var body apitype.StdinRequest
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
@@ -457,9 +403,7 @@ func (c *commands) handleKill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Signal string `json:"signal"`
-	}
+	var body apitype.SignalRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &body); err != nil {
 			return err
@@ -513,7 +457,7 @@ func newEventWriter(w http.ResponseWriter) *eventWriter {
 	return &eventWriter{w: w, rc: http.NewResponseController(w)}
 }
 
-func (ew *eventWriter) write(ev event) error {
+func (ew *eventWriter) write(ev apitype.CommandEvent) error {
 	if !ew.started {
 		ew.started = true
 		ew.w.Header().Set("Content-Type", "application/x-ndjson")
@@ -543,18 +487,18 @@ func streamOutput(r *http.Request, p *command, ew *eventWriter, follow bool) {
 	for {
 		b := p.Next(rd)
 		if b.Dropped > 0 {
-			if ew.write(event{Type: "dropped", Bytes: b.Dropped}) != nil {
+			if ew.write(apitype.CommandEvent{Type: apitype.EventDropped, Bytes: b.Dropped}) != nil {
 				return
 			}
 		}
 		for _, ch := range b.Chunks {
-			if ew.write(event{Type: string(ch.Stream), Data: ch.Data}) != nil {
+			if ew.write(apitype.CommandEvent{Type: string(ch.Stream), Data: ch.Data}) != nil {
 				return
 			}
 		}
 		if b.Ended {
 			end := p.endOf(b.End)
-			ew.write(event{Type: "end", endInfo: &end})
+			ew.write(apitype.CommandEvent{Type: apitype.EventEnd, CommandEnd: &end})
 			return
 		}
 		if len(b.Chunks) > 0 || b.Dropped > 0 {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/display"
 )
@@ -50,7 +51,7 @@ type cmdResult struct {
 	pid            int
 	stdout, stderr []byte
 	dropped        int64
-	end            *endInfo
+	end            *apitype.CommandEnd
 	types          []string // event types in order, repeats folded
 }
 
@@ -60,13 +61,7 @@ func readEvents(t *testing.T, r io.Reader) cmdResult {
 	var res cmdResult
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	for {
-		var ev struct {
-			Type  string `json:"type"`
-			PID   int    `json:"pid"`
-			Data  []byte `json:"data"`
-			Bytes int64  `json:"bytes"`
-			endInfo
-		}
+		var ev apitype.CommandEvent
 		if err := dec.Decode(&ev); err == io.EOF {
 			return res
 		} else if err != nil {
@@ -85,8 +80,10 @@ func readEvents(t *testing.T, r io.Reader) cmdResult {
 		case "dropped":
 			res.dropped += ev.Bytes
 		case "end":
-			end := ev.endInfo
-			res.end = &end
+			if ev.CommandEnd == nil {
+				t.Fatalf("end event without exit_code after %v", res.types)
+			}
+			res.end = ev.CommandEnd
 		default:
 			t.Errorf("unknown event type %q", ev.Type)
 		}
@@ -282,14 +279,14 @@ func TestCommandsBackground(t *testing.T) {
 	}
 }
 
-func listCommands(t *testing.T, url string) map[int]commandInfo {
+func listCommands(t *testing.T, url string) map[int]apitype.CommandInfo {
 	t.Helper()
 	status, _, raw := call(t, "GET", url+"/v1/commands", "", "")
-	var list []commandInfo
+	var list []apitype.CommandInfo
 	if err := json.Unmarshal(raw, &list); status != 200 || err != nil {
 		t.Fatalf("list = %d %s", status, raw)
 	}
-	m := map[int]commandInfo{}
+	m := map[int]apitype.CommandInfo{}
 	for _, c := range list {
 		m[c.PID] = c
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -178,7 +178,7 @@ func (a *Agent) handleWriteFile(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fail
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"path": p, "size": n})
+	return writeJSON(w, http.StatusOK, apitype.WriteInfo{Path: p, Size: n})
 }
 
 func (a *Agent) handleRemoveFile(w http.ResponseWriter, r *http.Request) error {
@@ -216,7 +216,7 @@ func (a *Agent) handleStat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var e fileEntry
+	var e apitype.FileEntry
 	err = acct.do(func() error {
 		st, err := lstat(p)
 		if err != nil {
@@ -241,7 +241,7 @@ func (a *Agent) handleMkdir(w http.ResponseWriter, r *http.Request) error {
 	}
 	var (
 		created bool
-		e       fileEntry
+		e       apitype.FileEntry
 	)
 	err = acct.do(func() error {
 		if created, err = mkdirAll(p); err != nil {
@@ -277,7 +277,7 @@ func (a *Agent) handleListDir(w http.ResponseWriter, r *http.Request) error {
 			return invalidField("depth", "depth=%q must be a whole number from 1 to %d", s, maxListDepth)
 		}
 	}
-	entries := []fileEntry{}
+	entries := []apitype.FileEntry{}
 	err = acct.do(func() error {
 		fd, err := openat2(unix.AT_FDCWD, p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 		if errors.Is(err, unix.ENOTDIR) {
@@ -311,7 +311,7 @@ var (
 // out, and those of its subdirectories down to depth; it closes fd.
 // Symlinks are listed, not followed. Subdirectories the user may not read
 // are listed without their contents.
-func listDir(fd int, p string, depth int, out *[]fileEntry) error {
+func listDir(fd int, p string, depth int, out *[]apitype.FileEntry) error {
 	dir := os.NewFile(uintptr(fd), p)
 	defer dir.Close()
 	names, err := dir.Readdirnames(-1)
@@ -346,9 +346,4 @@ func listDir(fd int, p string, depth int, out *[]fileEntry) error {
 		}
 	}
 	return nil
-}
-
-// String shows an entry for test messages.
-func (e fileEntry) String() string {
-	return fmt.Sprintf("%s %s %d %o", e.Type, e.Path, e.Size, e.Mode)
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/display"
 )
@@ -91,14 +92,14 @@ func TestFilesRoundTrip(t *testing.T) {
 	}
 	os.Symlink("a/b/c.bin", dir+"/link")
 
-	var entries []fileEntry
+	var entries []apitype.FileEntry
 	status, raw = do(t, "GET", fileURL(base, "/v1/files/list", dir, "depth", "2"), nil)
 	if err := json.Unmarshal(raw, &entries); status != 200 || err != nil {
 		t.Fatalf("list = %d %s", status, raw)
 	}
 	var got []string
 	for _, e := range entries {
-		got = append(got, e.String())
+		got = append(got, fmt.Sprintf("%s %s %d %o", e.Type, e.Path, e.Size, e.Mode))
 	}
 	slices.Sort(got)
 	want := []string{"dir " + dir + "/a 0", "dir " + dir + "/a/b 0", "dir " + dir + "/d 0", "dir " + dir + "/d/e 0",
@@ -117,7 +118,7 @@ func TestFilesRoundTrip(t *testing.T) {
 		}
 	}
 
-	var st fileEntry
+	var st apitype.FileEntry
 	status, raw = do(t, "GET", fileURL(base, "/v1/files/stat", file), nil)
 	if err := json.Unmarshal(raw, &st); status != 200 || err != nil || st.Type != "file" || st.Size != 2 || st.Name != "c.bin" || st.MTime.IsZero() {
 		t.Errorf("stat = %d %s", status, raw)

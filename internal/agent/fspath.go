@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -120,20 +121,9 @@ func mkdirAll(p string) (bool, error) {
 	return true, nil
 }
 
-// fileEntry describes a file in lists and stats.
-type fileEntry struct {
-	Name          string    `json:"name"`
-	Path          string    `json:"path"`
-	Type          string    `json:"type"` // file, dir, symlink or other
-	Size          int64     `json:"size"`
-	Mode          uint32    `json:"mode"` // permission bits, with setuid, setgid and sticky
-	MTime         time.Time `json:"mtime"`
-	SymlinkTarget string    `json:"symlink_target,omitempty"`
-}
-
 // entryOf describes the file p whose status is st.
-func entryOf(p string, st *unix.Stat_t) fileEntry {
-	e := fileEntry{
+func entryOf(p string, st *unix.Stat_t) apitype.FileEntry {
+	e := apitype.FileEntry{
 		Name:  path.Base(p),
 		Path:  p,
 		Size:  st.Size,
@@ -142,13 +132,13 @@ func entryOf(p string, st *unix.Stat_t) fileEntry {
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		e.Type = "file"
+		e.Type = apitype.FileTypeFile
 	case unix.S_IFDIR:
-		e.Type = "dir"
+		e.Type = apitype.FileTypeDir
 	case unix.S_IFLNK:
-		e.Type = "symlink"
+		e.Type = apitype.FileTypeSymlink
 	default:
-		e.Type = "other"
+		e.Type = apitype.FileTypeOther
 	}
 	return e
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/display"
 	"github.com/cubicle-dev/cubicle/internal/httpjson"
@@ -338,19 +339,15 @@ func (a *Agent) handleFocus(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type clipboardBody struct {
-	Text *string `json:"text"`
-}
-
 func (a *Agent) handleClipboard(w http.ResponseWriter, r *http.Request) error {
-	return answer(a, w, r, func(x *x11.Conn, ctx context.Context) (clipboardBody, error) {
+	return answer(a, w, r, func(x *x11.Conn, ctx context.Context) (apitype.Clipboard, error) {
 		text, err := x.Clipboard(ctx)
-		return clipboardBody{Text: &text}, err
+		return apitype.Clipboard{Text: &text}, err
 	})
 }
 
 func (a *Agent) handleSetClipboard(w http.ResponseWriter, r *http.Request) error {
-	var body clipboardBody
+	var body apitype.Clipboard
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
@@ -364,14 +361,8 @@ func (a *Agent) handleSetClipboard(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-type launchBody struct {
-	App     string   `json:"app"`
-	Command []string `json:"command"`
-	URI     string   `json:"uri"`
-}
-
 func (a *Agent) handleLaunch(w http.ResponseWriter, r *http.Request) error {
-	var body launchBody
+	var body apitype.LaunchRequest
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
@@ -379,9 +370,7 @@ func (a *Agent) handleLaunch(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *Agent) handleOpen(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Target string `json:"target"`
-	}
+	var body apitype.OpenRequest
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
@@ -404,9 +393,7 @@ func (a *Agent) single(w http.ResponseWriter, r *http.Request, act desktop.Actio
 }
 
 func (a *Agent) handleStartStream(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Window uint32 `json:"window"`
-	}
+	var body apitype.VNCRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &body); err != nil {
 			return err
@@ -422,7 +409,7 @@ func (a *Agent) handleStartStream(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"address": addr})
+	return writeJSON(w, http.StatusOK, apitype.VNCStream{Address: addr})
 }
 
 func (a *Agent) handleStopStream(w http.ResponseWriter, r *http.Request) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 	"github.com/cubicle-dev/cubicle/internal/sandbox/sandboxtest"
 )
@@ -126,13 +127,13 @@ func decodeError(t *testing.T, b []byte) errorBody {
 	return e
 }
 
-func (h *harness) createSandbox() Sandbox {
+func (h *harness) createSandbox() apitype.Sandbox {
 	h.t.Helper()
 	status, body := h.do("POST", "/v1/sandboxes", `{"timeout_s": 600}`)
 	if status != http.StatusCreated {
 		h.t.Fatalf("create: %d %s", status, body)
 	}
-	var s Sandbox
+	var s apitype.Sandbox
 	if err := json.Unmarshal(body, &s); err != nil {
 		h.t.Fatal(err)
 	}
@@ -322,17 +323,17 @@ func TestSandboxJSON(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}
-	var created Sandbox
+	var created apitype.Sandbox
 	if err := json.Unmarshal(body, &created); err != nil {
 		t.Fatal(err)
 	}
-	want := Sandbox{
+	want := apitype.Sandbox{
 		ID: created.ID, Template: "desktop", State: "running",
 		StartedAt: created.StartedAt, EndAt: created.EndAt,
 		Metadata:   map[string]string{"user": "ada"},
-		Resolution: Resolution{1280, 720}, DPI: 110,
-		Limits:      Limits{CPUs: 2, MemoryMB: 4096, Pids: 1024}, // pids: the server's default
-		Network:     Network{Internet: false, AllowOut: []string{"1.2.3.0/24"}, DenyOut: []string{}},
+		Resolution: apitype.Resolution{Width: 1280, Height: 720}, DPI: 110,
+		Limits:      apitype.Limits{CPUs: 2, MemoryMB: 4096, Pids: 1024}, // pids: the server's default
+		Network:     apitype.Network{Internet: false, AllowOut: []string{"1.2.3.0/24"}, DenyOut: []string{}},
 		AccessToken: created.AccessToken,
 		AgentURL:    h.srv.URL + "/sandboxes/" + created.ID + "/agent",
 	}
@@ -362,7 +363,7 @@ func TestSandboxJSON(t *testing.T) {
 		if status != wantStatus {
 			t.Fatalf("%s %s: %d %s", method, path, status, b)
 		}
-		return strings.Contains(string(b), created.AccessToken)
+		return strings.Contains(string(b), string(created.AccessToken))
 	}
 	base := "/v1/sandboxes/" + created.ID
 	for _, c := range []struct {

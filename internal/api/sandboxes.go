@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
@@ -12,7 +13,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, owner string) e
 	if err := h.decode(w, r, &body, true); err != nil {
 		return err
 	}
-	req, err := body.toSandbox()
+	req, err := toSandbox(body)
 	if err != nil {
 		return err
 	}
@@ -33,7 +34,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, owner string) err
 	if err != nil {
 		return err
 	}
-	out := ListResponse{Sandboxes: make([]Sandbox, len(page.Sandboxes)), Next: page.Next.String()}
+	out := apitype.ListResponse{Sandboxes: make([]apitype.Sandbox, len(page.Sandboxes)), Next: page.Next.String()}
 	for i, rec := range page.Sandboxes {
 		out.Sandboxes[i] = h.wire(r, rec, false)
 	}
@@ -57,7 +58,7 @@ func (h *Handler) kill(w http.ResponseWriter, r *http.Request, owner string) err
 }
 
 func (h *Handler) setTimeout(w http.ResponseWriter, r *http.Request, owner string) error {
-	var body TimeoutRequest
+	var body apitype.TimeoutRequest
 	if err := h.decode(w, r, &body, false); err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func (h *Handler) setTimeout(w http.ResponseWriter, r *http.Request, owner strin
 }
 
 func (h *Handler) setMetadata(w http.ResponseWriter, r *http.Request, owner string) error {
-	var body MetadataRequest
+	var body apitype.MetadataRequest
 	if err := h.decode(w, r, &body, false); err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func (h *Handler) setMetadata(w http.ResponseWriter, r *http.Request, owner stri
 		return &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: "metadata",
 			Message: "metadata is required; send {\"metadata\": {}} to clear it"}
 	}
-	rec, err := h.m.SetMetadata(r.Context(), owner, r.PathValue("id"), *body.Metadata)
+	rec, err := h.m.SetMetadata(r.Context(), owner, r.PathValue("id"), body.Metadata)
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func (h *Handler) setMetadata(w http.ResponseWriter, r *http.Request, owner stri
 }
 
 func (h *Handler) connect(w http.ResponseWriter, r *http.Request, owner string) error {
-	var body ConnectRequest
+	var body apitype.ConnectRequest
 	if err := h.decode(w, r, &body, true); err != nil {
 		return err
 	}
@@ -119,11 +120,11 @@ func (h *Handler) pause(w http.ResponseWriter, r *http.Request, owner string) er
 }
 
 func (h *Handler) setNetwork(w http.ResponseWriter, r *http.Request, owner string) error {
-	body := Network{Internet: true}
+	body := apitype.Network{Internet: true}
 	if err := h.decode(w, r, &body, false); err != nil {
 		return err
 	}
-	p, err := body.toPolicy("")
+	p, err := toPolicy(body, "")
 	if err != nil {
 		return err
 	}
@@ -139,5 +140,5 @@ func (h *Handler) metrics(w http.ResponseWriter, r *http.Request, owner string) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, Metrics{Stats: st, Timestamp: time.Now().UTC()})
+	return writeJSON(w, http.StatusOK, metricsOf(st, time.Now()))
 }

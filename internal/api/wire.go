@@ -7,102 +7,33 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 )
 
-// Sandbox is a sandbox on the wire.
-type Sandbox struct {
-	ID         string            `json:"id"`
-	Template   string            `json:"template"`
-	State      string            `json:"state"`
-	StartedAt  time.Time         `json:"started_at"`
-	EndAt      time.Time         `json:"end_at"`
-	Metadata   map[string]string `json:"metadata"`
-	Resolution Resolution        `json:"resolution"`
-	DPI        int               `json:"dpi"`
-	Limits     Limits            `json:"limits"`
-	Network    Network           `json:"network"`
-	// AccessToken is only in the answers to create, connect and get.
-	AccessToken string `json:"access_token,omitempty"`
-	AgentURL    string `json:"agent_url"`
-}
-
-// Resolution is a screen size in pixels.
-type Resolution struct {
-	Width  int `json:"width"`
-	Height int `json:"height"`
-}
-
-// Limits bound a sandbox's resources; zero (left out) is the server's
-// default.
-type Limits struct {
-	CPUs     float64 `json:"cpus,omitempty"`
-	MemoryMB int     `json:"memory_mb,omitempty"`
-	DiskMB   int     `json:"disk_mb,omitempty"`
-	Pids     int     `json:"pids,omitempty"`
-}
-
-// Network is a sandbox's egress policy.
-type Network struct {
-	Internet bool     `json:"internet"`
-	AllowOut []string `json:"allow_out"`
-	DenyOut  []string `json:"deny_out"`
-}
-
-// CreateRequest is the body of POST /v1/sandboxes.
-type CreateRequest struct {
-	Template   string            `json:"template"`
-	Resolution Resolution        `json:"resolution"`
-	DPI        int               `json:"dpi"`
-	TimeoutS   int               `json:"timeout_s"`
-	Metadata   map[string]string `json:"metadata"`
-	Env        map[string]string `json:"env"`
-	Limits     Limits            `json:"limits"`
-	Network    Network           `json:"network"`
-}
-
-// defaultCreateRequest is what a field left out of a create body means.
-func defaultCreateRequest() CreateRequest {
+// defaultCreateRequest is what a field left out of a create body means;
+// the body is decoded over it.
+func defaultCreateRequest() apitype.CreateRequest {
 	d := sandbox.DefaultCreateRequest()
-	return CreateRequest{
+	return apitype.CreateRequest{
 		Template:   d.Template,
-		Resolution: Resolution{Width: d.Width, Height: d.Height},
+		Resolution: apitype.Resolution{Width: d.Width, Height: d.Height},
 		DPI:        d.DPI,
 		TimeoutS:   int(d.Timeout / time.Second),
-		Network:    Network{Internet: d.Network.Internet},
+		Network:    &apitype.Network{Internet: d.Network.Internet},
 	}
 }
 
-// TimeoutRequest is the body of POST /v1/sandboxes/{id}/timeout.
-type TimeoutRequest struct {
-	TimeoutS *int `json:"timeout_s"`
-}
-
-// ConnectRequest is the (optional) body of POST /v1/sandboxes/{id}/connect.
-type ConnectRequest struct {
-	TimeoutS *int `json:"timeout_s,omitempty"`
-}
-
-// MetadataRequest is the body of PATCH /v1/sandboxes/{id}/metadata.
-type MetadataRequest struct {
-	Metadata *map[string]string `json:"metadata"`
-}
-
-// ListResponse is a page of GET /v1/sandboxes.
-type ListResponse struct {
-	Sandboxes []Sandbox `json:"sandboxes"`
-	Next      string    `json:"next"`
-}
-
-// Metrics is the answer of GET /v1/sandboxes/{id}/metrics.
-type Metrics struct {
-	sandbox.Stats
-	Timestamp time.Time `json:"timestamp"`
-}
-
-func (c CreateRequest) toSandbox() (sandbox.CreateRequest, error) {
-	netw, err := c.Network.toPolicy("network.")
+// toSandbox checks a create body decoded over defaultCreateRequest and
+// turns it into a request of the manager. "network": null is the default
+// policy.
+func toSandbox(c apitype.CreateRequest) (sandbox.CreateRequest, error) {
+	n := c.Network
+	if n == nil {
+		n = defaultCreateRequest().Network
+	}
+	netw, err := toPolicy(*n, "network.")
 	if err != nil {
 		return sandbox.CreateRequest{}, err
 	}
@@ -134,7 +65,7 @@ func seconds(s int) (time.Duration, error) {
 }
 
 // toPolicy parses the CIDR lists; field prefixes the field names in errors.
-func (n Network) toPolicy(field string) (sandbox.NetworkPolicy, error) {
+func toPolicy(n apitype.Network, field string) (sandbox.NetworkPolicy, error) {
 	p := sandbox.NetworkPolicy{Internet: n.Internet}
 	for _, l := range []struct {
 		name string
@@ -158,8 +89,8 @@ func (n Network) toPolicy(field string) (sandbox.NetworkPolicy, error) {
 	return p, nil
 }
 
-func fromPolicy(p sandbox.NetworkPolicy) Network {
-	n := Network{Internet: p.Internet, AllowOut: []string{}, DenyOut: []string{}}
+func fromPolicy(p sandbox.NetworkPolicy) apitype.Network {
+	n := apitype.Network{Internet: p.Internet, AllowOut: []string{}, DenyOut: []string{}}
 	for _, pf := range p.AllowOut {
 		n.AllowOut = append(n.AllowOut, pf.String())
 	}
@@ -171,15 +102,15 @@ func fromPolicy(p sandbox.NetworkPolicy) Network {
 
 // wire turns rec into its JSON form; withToken adds the access token of a
 // sandbox that is not killed.
-func (h *Handler) wire(r *http.Request, rec sandbox.Record, withToken bool) Sandbox {
-	s := Sandbox{
+func (h *Handler) wire(r *http.Request, rec sandbox.Record, withToken bool) apitype.Sandbox {
+	s := apitype.Sandbox{
 		ID:         rec.ID,
 		Template:   rec.Template,
 		State:      string(rec.State),
 		StartedAt:  rec.Created.UTC(),
 		EndAt:      rec.EndAt.UTC(),
 		Metadata:   rec.Metadata,
-		Resolution: Resolution{Width: rec.Params.Width, Height: rec.Params.Height},
+		Resolution: apitype.Resolution{Width: rec.Params.Width, Height: rec.Params.Height},
 		DPI:        rec.Params.DPI,
 		Limits:     h.limits(rec.Params.Limits),
 		Network:    fromPolicy(rec.Params.Network),
@@ -189,17 +120,23 @@ func (h *Handler) wire(r *http.Request, rec sandbox.Record, withToken bool) Sand
 		s.Metadata = map[string]string{}
 	}
 	if withToken && rec.State != sandbox.StateKilled {
-		s.AccessToken = rec.Token
+		s.AccessToken = apitype.Token(rec.Token)
 	}
 	return s
 }
 
 // limits is what a sandbox that asked for l got: its own values, and the
 // server's defaults where it asked for none.
-func (h *Handler) limits(l sandbox.Limits) Limits {
+func (h *Handler) limits(l sandbox.Limits) apitype.Limits {
 	d := h.cfg.Defaults
-	return Limits{CPUs: cmp.Or(l.CPUs, d.CPUs), MemoryMB: cmp.Or(l.MemoryMB, d.MemoryMB),
+	return apitype.Limits{CPUs: cmp.Or(l.CPUs, d.CPUs), MemoryMB: cmp.Or(l.MemoryMB, d.MemoryMB),
 		DiskMB: cmp.Or(l.DiskMB, d.DiskMB), Pids: cmp.Or(l.Pids, d.Pids)}
+}
+
+// metricsOf is the answer of GET /v1/sandboxes/{id}/metrics.
+func metricsOf(st sandbox.Stats, now time.Time) apitype.Metrics {
+	return apitype.Metrics{CPUCount: st.CPUCount, CPUUsedPct: st.CPUUsedPct, MemUsed: st.MemUsed, MemTotal: st.MemTotal,
+		MemCache: st.MemCache, DiskUsed: st.DiskUsed, DiskTotal: st.DiskTotal, Timestamp: now.UTC()}
 }
 
 // baseURL is how the client reached the server.

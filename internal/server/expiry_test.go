@@ -5,7 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cubicle-dev/cubicle/internal/api"
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/internal/sandbox/sandboxtest"
 )
 
@@ -27,7 +27,7 @@ func TestTimeoutsOverHTTP(t *testing.T) {
 		}
 		extended := r.create(key, map[string]any{"timeout_s": 30})
 		shortened := r.create(key, map[string]any{"timeout_s": 3600})
-		var ext, short api.Sandbox
+		var ext, short apitype.Sandbox
 		if st := r.call(key, "POST", "/v1/sandboxes/"+extended.ID+"/timeout", `{"timeout_s":120}`, &ext); st != 200 {
 			t.Fatalf("extend: %d", st)
 		}

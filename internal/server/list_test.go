@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cubicle-dev/cubicle/internal/api"
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/internal/sandbox/sandboxtest"
 )
 
@@ -52,7 +52,7 @@ func listAll(t testing.TB, r *running, key, query string) (ids []string, pages [
 			t.Fatalf("list %q: status %d", q, status)
 		}
 		pages = append(pages, len(l.Sandboxes))
-		var last api.Sandbox
+		var last apitype.Sandbox
 		for i, s := range l.Sandboxes {
 			if i > 0 && s.StartedAt.Before(last.StartedAt) {
 				t.Errorf("list %q: %s started before the one listed ahead of it", q, s.ID)

@@ -10,45 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/httpjson"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 )
-
-// Resize modes of the viewer, as noVNC knows them.
-const (
-	ResizeOff    = "off"    // the desktop at its own size, with scroll bars
-	ResizeScale  = "scale"  // scaled to fit the window
-	ResizeRemote = "remote" // ask the desktop to take the window's size
-)
-
-// URLRequest is the body of POST /v1/sandboxes/{id}/stream.
-type URLRequest struct {
-	// ViewOnly drops the viewer's input (the server enforces it).
-	ViewOnly bool `json:"view_only"`
-	// TTLS is the URL's life in seconds (default the server's, 1 hour).
-	TTLS int `json:"ttl_s,omitempty"`
-	// AutoConnect connects when the page opens (default true).
-	AutoConnect *bool `json:"auto_connect,omitempty"`
-	// Resize is off, scale (default) or remote.
-	Resize string `json:"resize,omitempty"`
-	// WindowID, when set, shows only this X window.
-	WindowID uint32 `json:"window_id,omitempty"`
-}
-
-// URL is the answer of POST /v1/sandboxes/{id}/stream.
-type URL struct {
-	// URL opens the live view in a browser.
-	URL string `json:"url"`
-	// WebSocketURL is the RFB-over-WebSocket endpoint the page opens,
-	// for other VNC clients that speak WebSocket.
-	WebSocketURL string    `json:"websocket_url"`
-	Token        string    `json:"token"`
-	TokenID      string    `json:"token_id"`
-	SandboxID    string    `json:"sandbox_id"`
-	ViewOnly     bool      `json:"view_only"`
-	ExpiresAt    time.Time `json:"expires_at"`
-}
 
 // APIHandler serves the stream routes of the native API:
 //
@@ -137,7 +103,7 @@ func (s *Service) running(r *http.Request, owner string) (sandbox.Record, error)
 }
 
 func (s *Service) createURL(w http.ResponseWriter, r *http.Request, owner string) error {
-	var req URLRequest
+	var req apitype.StreamURLRequest
 	if err := httpjson.Decode(w, r, &req, 64<<10, true); err != nil {
 		return err
 	}
@@ -151,8 +117,8 @@ func (s *Service) createURL(w http.ResponseWriter, r *http.Request, owner string
 	}
 	switch req.Resize {
 	case "":
-		req.Resize = ResizeScale
-	case ResizeOff, ResizeScale, ResizeRemote:
+		req.Resize = apitype.ResizeScale
+	case apitype.ResizeOff, apitype.ResizeScale, apitype.ResizeRemote:
 	default:
 		return &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: "resize",
 			Message: fmt.Sprintf("resize %q must be off, scale or remote", req.Resize)}
@@ -174,8 +140,8 @@ func (s *Service) createURL(w http.ResponseWriter, r *http.Request, owner string
 	q.Set("autoconnect", strconv.FormatBool(req.AutoConnect == nil || *req.AutoConnect))
 	q.Set("resize", req.Resize)
 	ws := "ws" + strings.TrimPrefix(base, "http") + "/view/" + rec.ID + "/" + tok + "/rfb?mode=" + c.Mode()
-	return httpjson.WriteJSON(w, http.StatusCreated, URL{
-		URL: page + "?" + q.Encode(), WebSocketURL: ws, Token: tok, TokenID: c.ID, SandboxID: rec.ID,
+	return httpjson.WriteJSON(w, http.StatusCreated, apitype.StreamURL{
+		URL: page + "?" + q.Encode(), WebSocketURL: ws, Token: apitype.Token(tok), TokenID: c.ID, SandboxID: rec.ID,
 		ViewOnly: c.ViewOnly, ExpiresAt: c.ExpiresAt.UTC().Truncate(time.Millisecond),
 	})
 }

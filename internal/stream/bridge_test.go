@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 )
@@ -174,9 +175,9 @@ func (h *harness) call(method, path, body string, out any) int {
 	return resp.StatusCode
 }
 
-func (h *harness) url(body string) URL {
+func (h *harness) url(body string) apitype.StreamURL {
 	h.t.Helper()
-	var u URL
+	var u apitype.StreamURL
 	if st := h.call("POST", "/v1/sandboxes/"+sbxA+"/stream", body, &u); st != http.StatusCreated {
 		h.t.Fatalf("stream URL: status %d", st)
 	}
@@ -184,7 +185,7 @@ func (h *harness) url(body string) URL {
 }
 
 // dial opens the WebSocket of u and reads the server's banner.
-func (h *harness) dial(u URL) *websocket.Conn {
+func (h *harness) dial(u apitype.StreamURL) *websocket.Conn {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -253,25 +254,25 @@ func TestBridgeEnds(t *testing.T) {
 		name   string
 		body   string
 		send   []byte
-		act    func(h *harness, u URL)
+		act    func(h *harness, u apitype.StreamURL)
 		code   websocket.StatusCode
 		reason string
 	}{
-		{name: "revoked", act: func(h *harness, u URL) {
+		{name: "revoked", act: func(h *harness, u apitype.StreamURL) {
 			if st := h.call("DELETE", "/v1/sandboxes/"+sbxA+"/stream/"+u.TokenID, "", nil); st != 204 {
 				t.Fatalf("revoke: %d", st)
 			}
 		}, code: 4001, reason: "token_revoked: "},
-		{name: "all revoked", act: func(h *harness, u URL) {
+		{name: "all revoked", act: func(h *harness, u apitype.StreamURL) {
 			if st := h.call("DELETE", "/v1/sandboxes/"+sbxA+"/stream", "", nil); st != 204 {
 				t.Fatalf("revoke all: %d", st)
 			}
 		}, code: 4001, reason: "token_revoked: "},
-		{name: "sandbox stopped", act: func(h *harness, u URL) { h.sb.setDown(true) }, code: 4000, reason: "sandbox_gone: "},
+		{name: "sandbox stopped", act: func(h *harness, u apitype.StreamURL) { h.sb.setDown(true) }, code: 4000, reason: "sandbox_gone: "},
 		{name: "expired", body: `{"ttl_s":1}`, code: 4002, reason: "token_expired: "},
 		{name: "unknown message", send: cat(hello, []byte{7, 0, 0, 0}), code: 4003,
 			reason: "rfb_protocol_error: rfb: unknown client message type 7"},
-		{name: "server stops", act: func(h *harness, u URL) { go h.svc.Close() }, code: websocket.StatusGoingAway, reason: "server_stopping"},
+		{name: "server stops", act: func(h *harness, u apitype.StreamURL) { go h.svc.Close() }, code: websocket.StatusGoingAway, reason: "server_stopping"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,7 +308,7 @@ func TestBridgeRefusals(t *testing.T) {
 	if st := h.call("DELETE", "/v1/sandboxes/"+sbxA+"/stream/"+control.TokenID, "", nil); st != 204 {
 		t.Fatalf("revoke: %d", st)
 	}
-	ws := func(u URL) string { return strings.Replace(u.WebSocketURL, "ws://", "http://", 1) }
+	ws := func(u apitype.StreamURL) string { return strings.Replace(u.WebSocketURL, "ws://", "http://", 1) }
 	tests := []struct {
 		name, url string
 		status    int
