@@ -74,6 +74,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		waitLock  = fs.Duration("wait-lock", 0, "wait this long for another cubicle serve on this host to stop, instead of failing at once")
 		novncDir  = fs.String("novnc-dir", envOr("CUBICLE_NOVNC_DIR", "/usr/share/novnc"), "noVNC for the live view in the browser (apt-get install novnc)")
 		streamTTL = fs.Duration("stream-ttl", time.Hour, "how long a live-view URL works unless its request says")
+		e2bPublic = fs.Bool("e2b-public-traffic", true, "as on E2B, the ports other than 49983 (the agent) of a sandbox created through\n"+
+			"E2B's API are public: anyone who knows https://<port>-<id>.<domain> reaches them without a token,\n"+
+			"unless it was created with network.allowPublicTraffic false. Set false to make every port of\n"+
+			"every such sandbox ask for its token (header e2b-traffic-access-token: <trafficAccessToken>).\n"+
+			"Sandboxes created through /v1 always ask for the token")
 	)
 	if code, ok := parseOnlyFlags(fs, args, stderr); !ok {
 		return code
@@ -148,17 +153,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		StreamTTL: *streamTTL,
 		Logger:    log,
 
-		SandboxDefaults: defaults,
+		SandboxDefaults:      defaults,
+		E2BDenyPublicTraffic: !*e2bPublic,
 		NewProxy: func(resolve server.ResolveFunc) (http.Handler, error) {
 			return proxy.New(proxy.Config{
 				Domain: *domain,
 				Logger: log.With("component", "proxy"),
 				Resolve: func(ctx context.Context, id string) (proxy.Target, error) {
-					addr, token, ok := resolve(id)
+					rt, ok := resolve(id)
 					if !ok {
 						return proxy.Target{}, desktop.Errorf(desktop.CodeNotFound, "no running sandbox %s", id)
 					}
-					return proxy.Target{Addr: addr.Addr(), Token: token, State: proxy.StateRunning}, nil
+					return proxy.Target{Addr: rt.Agent.Addr(), Token: rt.Token, State: proxy.StateRunning,
+						PublicPorts: rt.PublicPorts}, nil
 				},
 			})
 		},
@@ -239,18 +246,37 @@ func lockHost(ctx context.Context, wait time.Duration, stderr io.Writer) (*os.Fi
 	return f, nil
 }
 
-// ensureTemplate builds the named built-in template unless a build exists.
+// ensureTemplate makes sure the named template is built. A built-in
+// template is built when no build of its current recipe exists, so that a
+// new version of a built-in recipe reaches new sandboxes; the older builds
+// stay for the sandboxes that use them. Another template needs some build.
 func ensureTemplate(ctx context.Context, store *template.Store, name string, stderr io.Writer) error {
-	if _, err := store.Get(name); err == nil {
-		return nil
-	} else if !errors.Is(err, desktop.ErrNotFound) {
-		return err
-	}
-	rec, err := template.Builtin(name)
-	if err != nil {
+	rec, builtinErr := template.Builtin(name)
+	if builtinErr != nil {
+		if _, err := store.Get(name); err == nil || !errors.Is(err, desktop.ErrNotFound) {
+			return err
+		}
 		return fmt.Errorf("template %q is not built and is not a built-in recipe: build it with `cubicle template build -f RECIPE`", name)
 	}
-	fmt.Fprintf(stderr, "cubicle: building the %q template (first start only; a few minutes)\n", name)
+	hash, err := rec.Hash()
+	if err != nil {
+		return err
+	}
+	older := false
+	switch _, err := store.Resolve(name + "@" + hash); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, desktop.ErrNotFound):
+		return err
+	}
+	if _, err := store.Get(name); err == nil {
+		older = true
+	}
+	if older {
+		fmt.Fprintf(stderr, "cubicle: the built-in %q recipe changed: building it again (a few minutes)\n", name)
+	} else {
+		fmt.Fprintf(stderr, "cubicle: building the %q template (first start only; a few minutes)\n", name)
+	}
 	t, err := store.Build(ctx, rec, template.RenderProgress(stderr))
 	if err != nil {
 		return err
@@ -259,16 +285,20 @@ func ensureTemplate(ctx context.Context, store *template.Store, name string, std
 	return nil
 }
 
-// templateAdapter gives the sandbox manager the root filesystems of built
-// templates.
+// templateAdapter gives the sandbox manager the root filesystems and
+// environments of built templates.
 type templateAdapter struct{ s *template.Store }
 
-func (a templateAdapter) Resolve(name string) (string, error) {
+func (a templateAdapter) Resolve(name string) (sandbox.Template, error) {
 	t, err := a.s.Resolve(name)
 	if err != nil {
-		return "", err
+		return sandbox.Template{}, err
 	}
-	return t.RootFS, nil
+	out := sandbox.Template{RootFS: t.RootFS}
+	if t.Recipe != nil {
+		out.Env = t.Recipe.Env
+	}
+	return out, nil
 }
 
 // networkAdapter gives the local backend the sandbox networks.

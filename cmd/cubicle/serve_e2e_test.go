@@ -239,11 +239,12 @@ func TestServeEndToEnd(t *testing.T) {
 	})
 
 	t.Run("commands and files", func(t *testing.T) {
-		res, err := sbx.Commands.Run(ctx, `echo "$GREETING"; id -un; echo $DISPLAY`)
+		// GREETING is the sandbox's own; LANG comes from the template.
+		res, err := sbx.Commands.Run(ctx, `echo "$GREETING"; id -un; echo $DISPLAY; echo $LANG`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "hello from the sandbox\nuser\n:0\n"; res.Stdout != want {
+		if want := "hello from the sandbox\nuser\n:0\nC.UTF-8\n"; res.Stdout != want {
 			t.Errorf("stdout %q, want %q", res.Stdout, want)
 		}
 		_, err = sbx.Commands.Run(ctx, "exit 3")

@@ -68,6 +68,11 @@ type Config struct {
 	TemplateAliases map[string]string
 	// MaxBody bounds request bodies in bytes (default DefaultMaxBody).
 	MaxBody int64
+	// DenyPublicTraffic makes every sandbox created here behave as if
+	// its request had network.allowPublicTraffic false: all its ports ask
+	// for the access token (trafficAccessToken). By default, as on E2B,
+	// ports other than envd's are public unless the request says false.
+	DenyPublicTraffic bool
 }
 
 // Validate checks c and fills in defaults.

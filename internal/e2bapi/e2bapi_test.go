@@ -36,7 +36,8 @@ type harness struct {
 	key  string // alice's key, in its E2B form
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts the handler; mods may change its config first.
+func newHarness(t *testing.T, mods ...func(*Config)) *harness {
 	t.Helper()
 	be := sandboxtest.NewBackend(sandboxtest.Options{ReadyAfter: 50 * time.Millisecond})
 	t.Cleanup(be.Close)
@@ -55,10 +56,14 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHandler(Config{
+	cfg := Config{
 		Domain:   "e2b.test",
 		Defaults: sandbox.Limits{CPUs: 1, MemoryMB: 2048, DiskMB: 2048},
-	}, m, keys)
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	h, err := NewHandler(cfg, m, keys)
 	if err != nil {
 		t.Fatal(err)
 	}

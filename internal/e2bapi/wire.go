@@ -29,8 +29,10 @@ type NewSandbox struct {
 }
 
 // NetworkConfig is a sandbox's network as E2B spells it. This server
-// filters egress by IP address and CIDR prefix; its proxy always asks
-// for the sandbox's access token.
+// filters egress by IP address and CIDR prefix. AllowPublicTraffic false
+// makes the proxy ask for the access token on every port; true or absent
+// leaves the ports other than envd's open to all (see
+// Config.DenyPublicTraffic).
 type NetworkConfig struct {
 	AllowOut           []string       `json:"allowOut,omitempty"`
 	DenyOut            []string       `json:"denyOut,omitempty"`
@@ -118,10 +120,13 @@ type SandboxDetail struct {
 	VolumeMounts        []VolumeMount `json:"volumeMounts"`
 }
 
-// NetworkOut is a sandbox's egress policy in SandboxDetail.
+// NetworkOut is a sandbox's network in SandboxDetail (E2B's
+// SandboxNetworkConfig).
 type NetworkOut struct {
 	AllowOut []string `json:"allowOut"`
 	DenyOut  []string `json:"denyOut"`
+	// AllowPublicTraffic is false when every port asks for the token.
+	AllowPublicTraffic bool `json:"allowPublicTraffic"`
 }
 
 // Lifecycle says what happens at a sandbox's timeout: here it is always
@@ -150,6 +155,7 @@ type Metric struct {
 func (h *Handler) toCreateRequest(b NewSandbox) (sandbox.CreateRequest, error) {
 	req := sandbox.DefaultCreateRequest()
 	req.DisplayMode = sandbox.DisplayExternal
+	req.PublicPorts = !h.cfg.DenyPublicTraffic
 	if b.TemplateID == "" {
 		return req, badRequest("templateID is required")
 	}
@@ -177,6 +183,9 @@ func (h *Handler) toCreateRequest(b NewSandbox) (sandbox.CreateRequest, error) {
 			return req, badRequest("network.egressProxy is not supported by this server")
 		case len(n.HTTPSPorts) > 0:
 			return req, badRequest("network.httpsPorts is not supported by this server")
+		}
+		if n.AllowPublicTraffic != nil && !*n.AllowPublicTraffic {
+			req.PublicPorts = false
 		}
 		var err error
 		if req.Network.AllowOut, err = prefixes("network.allowOut", n.AllowOut); err != nil {
@@ -249,14 +258,26 @@ func (h *Handler) domain() *string {
 
 func (h *Handler) sandbox(rec sandbox.Record) Sandbox {
 	return Sandbox{
-		SandboxID:       rec.ID,
-		TemplateID:      rec.Template,
-		Alias:           rec.Template,
-		ClientID:        ClientID,
-		EnvdVersion:     h.cfg.EnvdVersion,
-		EnvdAccessToken: rec.Token,
-		Domain:          h.domain(),
+		SandboxID:          rec.ID,
+		TemplateID:         rec.Template,
+		Alias:              rec.Template,
+		ClientID:           ClientID,
+		EnvdVersion:        h.cfg.EnvdVersion,
+		EnvdAccessToken:    rec.Token,
+		TrafficAccessToken: trafficToken(rec),
+		Domain:             h.domain(),
 	}
+}
+
+// trafficToken is what a client sends in the e2b-traffic-access-token
+// header to reach the sandbox's ports: its access token, or null when
+// its ports are public.
+func trafficToken(rec sandbox.Record) *string {
+	if rec.Params.PublicPorts {
+		return nil
+	}
+	t := rec.Token
+	return &t
 }
 
 func (h *Handler) listed(rec sandbox.Record) ListedSandbox {
@@ -292,8 +313,9 @@ func (h *Handler) detail(rec sandbox.Record) SandboxDetail {
 		Domain:              h.domain(),
 		AllowInternetAccess: rec.Params.Network.Internet,
 		Network: NetworkOut{
-			AllowOut: prefixStrings(rec.Params.Network.AllowOut),
-			DenyOut:  prefixStrings(rec.Params.Network.DenyOut),
+			AllowOut:           prefixStrings(rec.Params.Network.AllowOut),
+			DenyOut:            prefixStrings(rec.Params.Network.DenyOut),
+			AllowPublicTraffic: rec.Params.PublicPorts,
 		},
 		Lifecycle:    Lifecycle{OnTimeout: "kill"},
 		VolumeMounts: []VolumeMount{},

@@ -16,9 +16,13 @@ const QueryToken = "access_token"
 // token; the sandbox id completes it.
 const CookiePrefix = "cubicle_token_"
 
+// HeaderTrafficToken is the header in which E2B's clients present a
+// sandbox's trafficAccessToken to its ports.
+const HeaderTrafficToken = "E2b-Traffic-Access-Token"
+
 // credentials are the access tokens a request presents for one sandbox.
 type credentials struct {
-	header []string // X-Access-Token and Authorization: Bearer
+	header []string // X-Access-Token, E2b-Traffic-Access-Token and Authorization: Bearer
 	query  []string // ?access_token=
 	cookie []string // cubicle_token_<id>
 }
@@ -30,9 +34,11 @@ func (c credentials) empty() bool {
 // credentialsOf collects every token r presents for sandbox id.
 func credentialsOf(r *http.Request, id string) credentials {
 	var c credentials
-	for _, v := range r.Header.Values("X-Access-Token") {
-		if v != "" {
-			c.header = append(c.header, v)
+	for _, name := range []string{"X-Access-Token", HeaderTrafficToken} {
+		for _, v := range r.Header.Values(name) {
+			if v != "" {
+				c.header = append(c.header, v)
+			}
 		}
 	}
 	for _, v := range r.Header.Values("Authorization") {
@@ -79,6 +85,27 @@ func anyEqual(candidates []string, want string) bool {
 		found |= subtle.ConstantTimeCompare(h[:], w[:])
 	}
 	return found == 1
+}
+
+// stripBearer removes the Authorization lines that carry token as a
+// bearer token and keeps the rest, which belong to the service behind.
+func stripBearer(h http.Header, token string) {
+	lines := h.Values("Authorization")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, v := range lines {
+		scheme, tok, found := strings.Cut(v, " ")
+		if found && strings.EqualFold(scheme, "Bearer") && anyEqual([]string{tok}, token) {
+			continue
+		}
+		kept = append(kept, v)
+	}
+	h.Del("Authorization")
+	for _, v := range kept {
+		h.Add("Authorization", v)
+	}
 }
 
 // stripQueryToken removes every access_token parameter from a raw query and

@@ -98,6 +98,12 @@ func (w *world) portMap(id string, port int) int {
 	return closedPort(w.t)
 }
 
+func (w *world) setPublicPorts(id string, public bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.boxes[id].target.PublicPorts = public
+}
+
 func (w *world) setState(id, state string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -195,6 +201,8 @@ type seen struct {
 	Host      string `json:"host"`
 	Token     string `json:"token"`
 	Cookie    string `json:"cookie"`
+	Auth      string `json:"auth"`    // Authorization
+	Traffic   string `json:"traffic"` // E2b-Traffic-Access-Token
 	XFF       string `json:"xff"`
 	XFHost    string `json:"xf_host"`
 	XFProto   string `json:"xf_proto"`
@@ -237,6 +245,7 @@ func see(id string, r *http.Request) seen {
 	return seen{
 		Box: id, Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
 		Host: r.Host, Token: r.Header.Get("X-Access-Token"), Cookie: r.Header.Get("Cookie"),
+		Auth: r.Header.Get("Authorization"), Traffic: r.Header.Get(HeaderTrafficToken),
 		XFF: r.Header.Get("X-Forwarded-For"), XFHost: r.Header.Get("X-Forwarded-Host"),
 		XFProto: r.Header.Get("X-Forwarded-Proto"),
 	}

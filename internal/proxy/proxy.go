@@ -1,5 +1,8 @@
 // Package proxy forwards requests to the services inside sandboxes. A
-// sandbox is reachable only through it, and only with its access token.
+// sandbox is reachable only through it. Its agent (port 49983, AgentPort)
+// always asks for the sandbox's access token; its other ports ask for it
+// too, unless the sandbox has public ports (Target.PublicPorts, which is
+// E2B's allowPublicTraffic).
 //
 // A request names its sandbox and port in one of three ways, tried in order
 // (see Proxy.Match):
@@ -11,29 +14,47 @@
 //   - the path /sandboxes/<id>/agent/<rest> (port 49983, path /<rest>) or
 //     /sandboxes/<id>/port/<port>/<rest>.
 //
-// The token is taken from the X-Access-Token header, Authorization: Bearer,
-// the access_token query parameter or the cookie cubicle_token_<id>; a
-// browser that opens a URL with ?access_token= gets that cookie, so that the
-// page's own requests and its WebSocket (which cannot carry headers) get
-// through too. The query parameter and every cubicle_token_* cookie are
-// removed before forwarding, and X-Access-Token is set to the sandbox's
-// token, which the agent inside checks again.
+// Who gets through:
+//
+//   - to port 49983, whoever presents the sandbox's access token;
+//   - to any other port of a sandbox with public ports, anyone: no token
+//     is asked for and none is checked;
+//   - to any other port of a sandbox without, whoever presents the token.
+//
+// The token is taken from the X-Access-Token header, the
+// E2b-Traffic-Access-Token header (E2B's trafficAccessToken, which is the
+// access token here), Authorization: Bearer, the access_token query
+// parameter or the cookie cubicle_token_<id>. A browser that opens a URL
+// of a port that asks for the token with ?access_token= gets that cookie,
+// so that the page's own requests and its WebSocket (which cannot carry
+// headers) get through too.
+//
+// Before forwarding, the proxy removes the request's credentials, whatever
+// the port: every access_token query parameter, every cubicle_token_*
+// cookie, the X-Access-Token and E2b-Traffic-Access-Token headers, and an
+// Authorization: Bearer line that carries the sandbox's token (other
+// Authorization lines belong to the service and pass). A request to port
+// 49983 then gets X-Access-Token set to the sandbox's token, which the
+// agent checks again. A request to any other port never carries the token,
+// public sandbox or not: those are arbitrary services, not the agent.
 //
 // Answers, in the order they are decided:
 //
-//   - 401 unauthorized: the request presents no token at all (the id is not
-//     even looked up);
+//   - 401 unauthorized: a request to port 49983 presents no token at all
+//     (the id is not even looked up);
 //   - 404 not_found: no sandbox has this id. Ids are not secrets (the token
 //     is) and are 20 random characters, so a person holding a stale id is
 //     told it is gone;
-//   - 401 unauthorized: the sandbox exists and none of the tokens is its
-//     own, so a token for sandbox A never opens sandbox B;
+//   - 401 unauthorized: the port asks for the token and none of the tokens
+//     presented is the sandbox's own (or none was), so a token for sandbox
+//     A never opens sandbox B;
 //   - 502 unavailable: the sandbox is not running, or nothing answers on the
 //     port within the dial timeout (no hang);
 //   - otherwise whatever the service inside answers, streamed as it comes.
 //
-// The Host header is forwarded unchanged (inner web servers see the name the
-// client used); X-Forwarded-For, -Host and -Proto are set.
+// Whatever the port, the connections of a sandbox are cut when it stops
+// (CloseSandbox). The Host header is forwarded unchanged (inner web servers
+// see the name the client used); X-Forwarded-For, -Host and -Proto are set.
 package proxy
 
 import (
@@ -69,12 +90,15 @@ type Target struct {
 	Token string
 	// State is the sandbox's lifecycle state ("running", "paused", ...).
 	State string
+	// PublicPorts lets anyone reach the sandbox's ports other than
+	// AgentPort without a token.
+	PublicPorts bool
 }
 
 // LogValue keeps the token out of logs.
 func (t Target) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("addr", t.Addr.String()), slog.String("state", t.State),
-		slog.Bool("has_token", t.Token != ""))
+		slog.Bool("has_token", t.Token != ""), slog.Bool("public_ports", t.PublicPorts))
 }
 
 // Config configures a Proxy.
@@ -181,9 +205,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	creds := credentialsOf(r, rt.id)
-	if creds.empty() {
-		p.writeError(w, http.StatusUnauthorized, desktop.Errorf(desktop.CodeUnauthorized,
-			"missing access token: send the sandbox's access_token in the X-Access-Token header (browsers: ?%s=)", QueryToken))
+	if creds.empty() && rt.port == AgentPort {
+		p.writeError(w, http.StatusUnauthorized, missingToken(rt.id))
 		return
 	}
 	f, refusal := p.authorize(r, rt, creds)
@@ -213,6 +236,14 @@ func fail(status int, code, format string, args ...any) *failure {
 	return &failure{status: status, err: desktop.Errorf(code, format, args...)}
 }
 
+// missingToken is the answer to a request that presents no token where
+// one is needed.
+func missingToken(id string) *desktop.Error {
+	return desktop.Errorf(desktop.CodeUnauthorized,
+		"missing access token: sandbox %s is secured with its access token; send it in the X-Access-Token or %s header (browsers: ?%s=)",
+		id, HeaderTrafficToken, QueryToken)
+}
+
 // authorize looks the sandbox up, checks the token and the state, and takes
 // the sandbox's connection set. When CloseSandbox runs meanwhile, it looks
 // again, so that a request never slips past a kill or pause onto a fresh
@@ -233,13 +264,23 @@ func (p *Proxy) authorize(r *http.Request, rt route, creds credentials) (*forwar
 			return nil, fail(http.StatusServiceUnavailable, desktop.CodeUnavailable,
 				"sandbox %s cannot be looked up right now; retry", rt.id)
 		}
-		authorized, viaQuery, viaCookie := creds.check(t.Token)
-		if !authorized {
-			if t.Token == "" {
-				p.log.Warn("sandbox has no access token; refusing", "sandbox_id", rt.id)
+		// Ports other than the agent's are open to all when the sandbox
+		// says so; the agent always asks for the token.
+		open := t.PublicPorts && rt.port != AgentPort
+		var viaQuery, viaCookie bool
+		if !open {
+			if creds.empty() {
+				return nil, &failure{status: http.StatusUnauthorized, err: missingToken(rt.id)}
 			}
-			return nil, fail(http.StatusUnauthorized, desktop.CodeUnauthorized,
-				"wrong access token for sandbox %s: use the access_token returned when it was created or connected", rt.id)
+			var authorized bool
+			authorized, viaQuery, viaCookie = creds.check(t.Token)
+			if !authorized {
+				if t.Token == "" {
+					p.log.Warn("sandbox has no access token; refusing", "sandbox_id", rt.id)
+				}
+				return nil, fail(http.StatusUnauthorized, desktop.CodeUnauthorized,
+					"wrong access token for sandbox %s: use the access_token returned when it was created or connected", rt.id)
+			}
 		}
 		if t.State != StateRunning {
 			return nil, fail(http.StatusBadGateway, desktop.CodeUnavailable, "%s", notRunning(rt.id, t.State))
@@ -294,7 +335,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.URL.RawQuery = stripQueryToken(pr.Out.URL.RawQuery)
 	stripTokenCookies(pr.Out.Header)
-	pr.Out.Header.Set("X-Access-Token", f.token)
+	stripBearer(pr.Out.Header, f.token)
+	pr.Out.Header.Del(HeaderTrafficToken)
+	pr.Out.Header.Del("X-Access-Token")
+	if f.port == AgentPort {
+		// Only the agent gets the token; other ports run arbitrary
+		// services, which must not be able to drive the agent.
+		pr.Out.Header.Set("X-Access-Token", f.token)
+	}
 	pr.SetXForwarded()
 }
 

@@ -24,7 +24,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req CreateRequest) (
 	if err := req.Validate(); err != nil {
 		return Record{}, err
 	}
-	rootfs, err := m.templates.Resolve(req.Template)
+	tmpl, err := m.templates.Resolve(req.Template)
 	if err != nil {
 		return Record{}, fmt.Errorf("sandbox: create: template %q: %w", req.Template, err)
 	}
@@ -46,7 +46,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req CreateRequest) (
 		Params: Params{
 			Width: req.Width, Height: req.Height, DPI: req.DPI,
 			Limits: req.Limits, Network: req.Network,
-			DisplayMode: req.DisplayMode,
+			DisplayMode: req.DisplayMode, PublicPorts: req.PublicPorts,
 		},
 		Token: newToken(),
 	}
@@ -55,7 +55,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req CreateRequest) (
 	e.lock <- struct{}{} // nobody else knows it yet
 
 	var undo undoStack
-	rec, err = m.create(ctx, e, rec, rootfs, req, &undo)
+	rec, err = m.create(ctx, e, rec, tmpl, req, &undo)
 	if err != nil {
 		cleanup := context.WithoutCancel(ctx)
 		undo.run(cleanup, m.log)
@@ -72,7 +72,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req CreateRequest) (
 }
 
 // create runs the steps of Create, each with its undo on undo.
-func (m *Manager) create(ctx context.Context, e *entry, rec Record, rootfs string, req CreateRequest, undo *undoStack) (Record, error) {
+func (m *Manager) create(ctx context.Context, e *entry, rec Record, tmpl Template, req CreateRequest, undo *undoStack) (Record, error) {
 	id := rec.ID
 	m.mu.Lock()
 	m.live[id] = e
@@ -87,7 +87,7 @@ func (m *Manager) create(ctx context.Context, e *entry, rec Record, rootfs strin
 	// Destroying an id the backend does not know is not an error, so the
 	// undo goes first: it also removes what a failed Create left.
 	undo.push("destroy", func(ctx context.Context) error { return m.backend.Destroy(ctx, id) })
-	inst, err := m.backend.Create(ctx, m.spec(rec, rootfs, req))
+	inst, err := m.backend.Create(ctx, m.spec(rec, tmpl, req))
 	if err != nil {
 		return rec, err
 	}
@@ -111,22 +111,28 @@ func (m *Manager) create(ctx context.Context, e *entry, rec Record, rootfs strin
 	return rec, nil
 }
 
-// spec is what the backend makes for rec.
-func (m *Manager) spec(rec Record, rootfs string, req CreateRequest) Spec {
-	env := make([]string, 0, len(req.Env)+1)
-	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
-		env = append(env, k+"="+req.Env[k])
+// spec is what the backend makes for rec: the template's environment,
+// overridden by the request's.
+func (m *Manager) spec(rec Record, tmpl Template, req CreateRequest) Spec {
+	vars := maps.Clone(tmpl.Env)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	maps.Copy(vars, req.Env)
+	if _, set := vars["DISPLAY"]; !set {
+		vars["DISPLAY"] = ":0"
+	}
+	env := make([]string, 0, len(vars)+1)
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
 	}
 	// The token goes in the environment, not on the command line, where
 	// the host's ps would show it; the agent removes it from its own
 	// environment at start, so nothing it starts inherits it.
-	if _, set := req.Env["DISPLAY"]; !set {
-		env = append(env, "DISPLAY=:0")
-	}
 	env = append(env, "CUBICLE_AGENT_TOKEN="+rec.Token)
 	return Spec{
 		ID:        rec.ID,
-		RootFS:    rootfs,
+		RootFS:    tmpl.RootFS,
 		Agent:     m.cfg.Agent,
 		AgentArgs: AgentArgs(rec.Params),
 		Env:       env,

@@ -15,9 +15,18 @@ import (
 	"github.com/cubicle-dev/cubicle/desktop"
 )
 
-// Templates resolves a template name to its root filesystem.
+// Templates resolves a template name to what a sandbox of it starts from.
 type Templates interface {
-	Resolve(name string) (rootfs string, err error)
+	Resolve(name string) (Template, error)
+}
+
+// Template is what a sandbox of a built template starts from.
+type Template struct {
+	// RootFS is the template's root filesystem, used read-only.
+	RootFS string
+	// Env is the environment the template gives its sandboxes; a
+	// sandbox's own create-time env wins over it.
+	Env map[string]string
 }
 
 // Config configures a Manager.
@@ -97,8 +106,9 @@ type Manager struct {
 
 // route is how the proxy reaches a running sandbox.
 type route struct {
-	addr  netip.AddrPort
-	token string
+	addr        netip.AddrPort
+	token       string
+	publicPorts bool
 }
 
 // entry is a sandbox that is not killed. Operations on it hold its lock,
@@ -298,13 +308,34 @@ func (m *Manager) Resolve(id string) (netip.AddrPort, string, bool) {
 	return r.addr, r.token, ok
 }
 
+// Route is how the proxy reaches a running sandbox.
+type Route struct {
+	// Agent is the address of the sandbox's agent (port AgentPort).
+	Agent netip.AddrPort
+	// Token is the access token the agent requires.
+	Token string
+	// PublicPorts: the ports other than AgentPort need no token (see
+	// CreateRequest.PublicPorts).
+	PublicPorts bool
+}
+
+// Route is Resolve with everything the proxy needs; ok is false for
+// sandboxes that are not running.
+func (m *Manager) Route(id string) (r Route, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	rt, ok := m.routes[id]
+	return Route{Agent: rt.addr, Token: rt.token, PublicPorts: rt.publicPorts}, ok
+}
+
 // setRoute makes rec reachable through the proxy when it runs, and not
 // otherwise.
 func (m *Manager) setRoute(rec Record) {
 	m.mu.Lock()
 	_, had := m.routes[rec.ID]
 	if rec.State == StateRunning && rec.Instance != nil {
-		m.routes[rec.ID] = route{addr: netip.AddrPortFrom(rec.Instance.Addr, AgentPort), token: rec.Token}
+		m.routes[rec.ID] = route{addr: netip.AddrPortFrom(rec.Instance.Addr, AgentPort), token: rec.Token,
+			publicPorts: rec.Params.PublicPorts}
 		had = false
 	} else {
 		delete(m.routes, rec.ID)

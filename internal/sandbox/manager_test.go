@@ -25,6 +25,7 @@ type env struct {
 	store *sandboxtest.Store
 	m     *sandbox.Manager
 	cfg   sandbox.Config
+	tmpl  sandbox.Templates
 }
 
 var templates = sandboxtest.Templates{"desktop": "/templates/desktop", "other": "/templates/other"}
@@ -33,12 +34,19 @@ var templates = sandboxtest.Templates{"desktop": "/templates/desktop", "other": 
 // before the bubble ends.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, templates)
+}
+
+// newEnvWith is newEnv with other templates.
+func newEnvWith(t *testing.T, tmpl sandbox.Templates) *env {
+	t.Helper()
 	n := sandboxtest.NewNetwork()
 	e := &env{
 		t:     t,
 		net:   n,
 		be:    sandboxtest.NewBackend(sandboxtest.Options{Net: n, ReadyAfter: 2 * time.Second}),
 		store: sandboxtest.NewStore(),
+		tmpl:  tmpl,
 		cfg: sandbox.Config{
 			Agent:        "/usr/bin/cubicle",
 			Logger:       slog.New(slog.DiscardHandler),
@@ -52,7 +60,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) start() {
 	e.t.Helper()
-	m, err := sandbox.NewManager(e.cfg, e.be, e.store, templates)
+	m, err := sandbox.NewManager(e.cfg, e.be, e.store, e.tmpl)
 	if err != nil {
 		e.t.Fatalf("NewManager: %v", err)
 	}
@@ -149,6 +157,31 @@ func TestCreate(t *testing.T) {
 		evs, _ := e.store.Events(t.Context(), rec.ID)
 		if len(evs) != 1 || evs[0].Kind != sandbox.EventCreated {
 			t.Errorf("events = %+v, want one %q", evs, sandbox.EventCreated)
+		}
+	})
+}
+
+// envTemplates is a template that sets an environment.
+type envTemplates map[string]string
+
+func (t envTemplates) Resolve(name string) (sandbox.Template, error) {
+	return sandbox.Template{RootFS: "/templates/" + name, Env: t}, nil
+}
+
+func TestCreateTemplateEnv(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnvWith(t, envTemplates{"LANG": "C.UTF-8", "MODE": "template"})
+		defer e.stop()
+		rec := e.create("alice", func(r *sandbox.CreateRequest) {
+			r.Env = map[string]string{"MODE": "request", "A": "1"}
+		})
+		spec, _, _, ok := e.be.Sandbox(rec.ID)
+		if !ok {
+			t.Fatalf("the backend does not run %s", rec.ID)
+		}
+		want := []string{"A=1", "DISPLAY=:0", "LANG=C.UTF-8", "MODE=request", "CUBICLE_AGENT_TOKEN=" + rec.Token}
+		if diff := cmp.Diff(want, spec.Env); diff != "" {
+			t.Errorf("env given to the backend: the template's, overridden by the request's (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -45,6 +45,10 @@ type CreateRequest struct {
 	Network NetworkPolicy
 	// DisplayMode says who starts the sandbox's X server and desktop.
 	DisplayMode DisplayMode
+	// PublicPorts makes every port of the sandbox but the agent's
+	// (AgentPort) reachable through the proxy without the access token,
+	// as E2B's allowPublicTraffic does. The agent always asks for it.
+	PublicPorts bool
 }
 
 // DisplayMode says who starts a sandbox's X server and desktop session.

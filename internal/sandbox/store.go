@@ -122,6 +122,8 @@ type Params struct {
 	Limits        Limits
 	Network       NetworkPolicy
 	DisplayMode   DisplayMode
+	// PublicPorts: see CreateRequest.PublicPorts.
+	PublicPorts bool
 }
 
 // Filter selects sandbox records. Zero fields match everything.

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,10 +25,10 @@ import (
 	"github.com/cubicle-dev/cubicle/internal/stream"
 )
 
-// ResolveFunc tells the proxy where the agent of a running sandbox listens
-// and the access token it requires; ok is false for a sandbox that is
-// unknown or not running.
-type ResolveFunc func(id string) (addr netip.AddrPort, token string, ok bool)
+// ResolveFunc tells the proxy how to reach a running sandbox: where its
+// agent listens, the access token it requires and whether its other ports
+// are public; ok is false for a sandbox that is unknown or not running.
+type ResolveFunc func(id string) (route sandbox.Route, ok bool)
 
 // Config configures the server.
 type Config struct {
@@ -77,6 +76,11 @@ type Config struct {
 	// Mounts are more handlers served beside the APIs (see Mount); one at
 	// "/" takes the requests that nothing else claims.
 	Mounts []Mount
+	// E2BDenyPublicTraffic makes the sandboxes created through E2B's API
+	// ask for the access token on every port, as if each had been created
+	// with network.allowPublicTraffic false. By default, as on E2B, their
+	// ports other than the agent's are public unless the request says so.
+	E2BDenyPublicTraffic bool
 }
 
 // Validate checks c and fills in defaults.
@@ -185,6 +189,7 @@ func (s *Server) wire(ctx context.Context, backend sandbox.Backend, templates sa
 	}
 	if s.e2b, err = e2bapi.NewHandler(e2bapi.Config{
 		Logger: s.log, Domain: s.cfg.Domain, Defaults: s.cfg.SandboxDefaults,
+		DenyPublicTraffic: s.cfg.E2BDenyPublicTraffic,
 	}, m, s.keys); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -195,7 +200,7 @@ func (s *Server) wire(ctx context.Context, backend sandbox.Backend, templates sa
 		return err
 	}
 	if s.cfg.NewProxy != nil {
-		if s.proxy, err = s.cfg.NewProxy(m.Resolve); err != nil {
+		if s.proxy, err = s.cfg.NewProxy(m.Route); err != nil {
 			return fmt.Errorf("server: proxy: %w", err)
 		}
 	}

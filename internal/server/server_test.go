@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cubicle-dev/cubicle/apitype"
 	"github.com/cubicle-dev/cubicle/internal/api"
 	"github.com/cubicle-dev/cubicle/internal/sandbox/sandboxtest"
 	"github.com/cubicle-dev/cubicle/internal/server"
@@ -39,6 +40,8 @@ type options struct {
 	net    *sandboxtest.Network // nil: real TCP on loopback
 	domain string
 	proxy  func(server.ResolveFunc) (http.Handler, error) // nil: newTestProxy
+	// e2bDenyPublic is Config.E2BDenyPublicTraffic.
+	e2bDenyPublic bool
 }
 
 // startServer serves on a fresh port (or the in-memory network) until
@@ -53,6 +56,8 @@ func startServer(t testing.TB, o options) *running {
 		ShutdownTimeout: 5 * time.Second,
 		ReadyTimeout:    time.Minute,
 		NewProxy:        o.proxy,
+
+		E2BDenyPublicTraffic: o.e2bDenyPublic,
 	}
 	if cfg.NewProxy == nil {
 		cfg.NewProxy = newTestProxy
@@ -146,29 +151,29 @@ func (r *running) call(key, method, path string, body any, out any) int {
 }
 
 // create makes a sandbox and fails the test unless it is created.
-func (r *running) create(key string, body any) api.Sandbox {
+func (r *running) create(key string, body any) apitype.Sandbox {
 	r.t.Helper()
 	var raw json.RawMessage
 	if status := r.call(key, "POST", "/v1/sandboxes", body, &raw); status != http.StatusCreated {
 		r.t.Fatalf("create: status %d: %s", status, raw)
 	}
-	var s api.Sandbox
+	var s apitype.Sandbox
 	if err := json.Unmarshal(raw, &s); err != nil {
 		r.t.Fatal(err)
 	}
 	return s
 }
 
-func (r *running) get(key, id string) (api.Sandbox, int) {
+func (r *running) get(key, id string) (apitype.Sandbox, int) {
 	r.t.Helper()
-	var s api.Sandbox
+	var s apitype.Sandbox
 	status := r.call(key, "GET", "/v1/sandboxes/"+id, nil, &s)
 	return s, status
 }
 
-func (r *running) list(key, query string) (api.ListResponse, int) {
+func (r *running) list(key, query string) (apitype.ListResponse, int) {
 	r.t.Helper()
-	var l api.ListResponse
+	var l apitype.ListResponse
 	status := r.call(key, "GET", "/v1/sandboxes?"+query, nil, &l)
 	return l, status
 }
@@ -197,7 +202,8 @@ func newTestProxy(resolve server.ResolveFunc) (http.Handler, error) {
 			return
 		}
 		id, path, _ := strings.Cut(rest, "/agent")
-		addr, token, ok := resolve(id)
+		rt, ok := resolve(id)
+		addr, token := rt.Agent, rt.Token
 		if !ok || r.Header.Get("X-Access-Token") != token {
 			http.Error(w, "no such sandbox", http.StatusNotFound)
 			return
@@ -235,7 +241,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("proxy reaches the agent", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", s.AgentURL+"/v1/ready", nil)
-		req.Header.Set("X-Access-Token", s.AccessToken)
+		req.Header.Set("X-Access-Token", string(s.AccessToken))
 		resp, err := r.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -273,7 +279,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	before := s.EndAt
-	var got api.Sandbox
+	var got apitype.Sandbox
 	if st := r.call(key, "POST", "/v1/sandboxes/"+s.ID+"/timeout", map[string]int{"timeout_s": 3600}, &got); st != 200 || !got.EndAt.After(before) {
 		t.Errorf("extend timeout: %d, end_at %v (was %v)", st, got.EndAt, before)
 	}

@@ -20,6 +20,9 @@ type paramsJSON struct {
 	Internet bool           `json:"internet"`
 	AllowOut []netip.Prefix `json:"allow_out,omitempty"`
 	DenyOut  []netip.Prefix `json:"deny_out,omitempty"`
+	// PublicPorts is absent in rows written before it existed: those
+	// sandboxes ask for the token on every port.
+	PublicPorts bool `json:"public_ports,omitempty"`
 }
 
 func toParamsJSON(p sandbox.Params) paramsJSON {
@@ -27,13 +30,15 @@ func toParamsJSON(p sandbox.Params) paramsJSON {
 		Width: p.Width, Height: p.Height, DPI: p.DPI,
 		CPUs: p.Limits.CPUs, MemoryMB: p.Limits.MemoryMB, DiskMB: p.Limits.DiskMB, Pids: p.Limits.Pids,
 		Internet: p.Network.Internet, AllowOut: p.Network.AllowOut, DenyOut: p.Network.DenyOut,
+		PublicPorts: p.PublicPorts,
 	}
 }
 
 func (j paramsJSON) params() sandbox.Params {
 	return sandbox.Params{
 		Width: j.Width, Height: j.Height, DPI: j.DPI,
-		Limits:  sandbox.Limits{CPUs: j.CPUs, MemoryMB: j.MemoryMB, DiskMB: j.DiskMB, Pids: j.Pids},
-		Network: sandbox.NetworkPolicy{Internet: j.Internet, AllowOut: j.AllowOut, DenyOut: j.DenyOut},
+		Limits:      sandbox.Limits{CPUs: j.CPUs, MemoryMB: j.MemoryMB, DiskMB: j.DiskMB, Pids: j.Pids},
+		Network:     sandbox.NetworkPolicy{Internet: j.Internet, AllowOut: j.AllowOut, DenyOut: j.DenyOut},
+		PublicPorts: j.PublicPorts,
 	}
 }

@@ -77,6 +77,9 @@ describe('control plane', () => {
     assert.ok(info.cpuCount >= 1 && info.memoryMB > 0, `cpuCount ${info.cpuCount} memoryMB ${info.memoryMB}`)
     assert.match(info.envdVersion, /^\d+\.\d+\.\d+$/)
     assert.equal(info.sandboxDomain, DOMAIN)
+    // As on E2B, its ports are public by default: no traffic token.
+    assert.equal(info.network?.allowPublicTraffic, true)
+    assert.equal(sbx.trafficAccessToken, undefined)
   })
 
   it('lists by metadata and state, page by page', async () => {
@@ -250,9 +253,9 @@ describe('control plane', () => {
 
 // get fetches path from the server with a Host header, as a browser that
 // resolved the sandbox host to the server would.
-function get(path, host) {
+function get(path, host, headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, path, headers: { host } }, (res) => {
+    const req = request({ host: '127.0.0.1', port: server.port, path, headers: { ...headers, host } }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (d) => { body += d })
@@ -323,20 +326,45 @@ describe('desktop', () => {
     assert.equal(url.host, `6080-${d.sandboxId}.${DOMAIN}`)
     assert.equal(url.pathname, '/vnc.html')
     assert.equal(url.searchParams.get('autoconnect'), 'true')
-    // The proxy asks for the sandbox's access token; a browser passes it
-    // once as ?access_token= and keeps a cookie.
-    const token = d.envdAccessToken
-    assert.ok(token)
-    const page = await get(`${url.pathname}${url.search}&access_token=${token}`, url.host)
+    // As on E2B, the sandbox's ports are public unless it was created with
+    // allowPublicTraffic false: the URL opens exactly as returned.
+    assert.equal(d.trafficAccessToken, undefined)
+    const page = await get(`${url.pathname}${url.search}`, url.host)
     assert.equal(page.status, 200, page.body.slice(0, 300))
     assert.match(page.body, /noVNC/)
-    const denied = await get(url.pathname, url.host)
-    assert.equal(denied.status, 401)
+    // envd's port still asks for the access token.
+    const envd = await get('/health', `49983-${d.sandboxId}.${DOMAIN}`)
+    assert.equal(envd.status, 401, envd.body.slice(0, 300))
     await d.stream.stop()
   })
 
   it('kill ends the desktop', async () => {
     assert.equal(await d.kill(), true)
     assert.equal(await d.isRunning(), false)
+  })
+})
+
+describe('traffic access token', () => {
+  it('allowPublicTraffic false asks for e2b-traffic-access-token on other ports', async () => {
+    const sbx = await Sandbox.create('base', { network: { allowPublicTraffic: false }, timeoutMs: 300_000 })
+    made.add(sbx.sandboxId)
+    const token = sbx.trafficAccessToken
+    assert.ok(token, 'create returned no trafficAccessToken')
+    assert.equal((await sbx.getInfo()).network?.allowPublicTraffic, false)
+    // The SDK reaches envd as before (X-Access-Token).
+    await sbx.commands.run('python3 -m http.server 8080 --bind 0.0.0.0 --directory /tmp', { background: true })
+    const host = sbx.getHost(8080)
+    assert.equal(host, `8080-${sbx.sandboxId}.${DOMAIN}`)
+    const ok = await until('the server on port 8080', async () => {
+      const r = await get('/', host, { 'e2b-traffic-access-token': token })
+      return r.status === 200 ? r : null
+    })
+    assert.match(ok.body, /Directory listing/)
+    const denied = await get('/', host)
+    assert.ok([401, 403].includes(denied.status), `without the header: ${denied.status} ${denied.body.slice(0, 300)}`)
+    assert.match(denied.body, /e2b-traffic-access-token/i)
+    const wrong = await get('/', host, { 'e2b-traffic-access-token': 'x'.repeat(token.length) })
+    assert.ok([401, 403].includes(wrong.status), `with a wrong token: ${wrong.status}`)
+    assert.equal(await sbx.kill(), true)
   })
 })

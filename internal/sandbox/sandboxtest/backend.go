@@ -396,10 +396,10 @@ func (b *Backend) Sandbox(id string) (spec sandbox.Spec, paused bool, network sa
 // Templates is a fake sandbox.Templates: names to root filesystems.
 type Templates map[string]string
 
-// Resolve returns the root filesystem of template name.
-func (t Templates) Resolve(name string) (string, error) {
+// Resolve returns template name, a root filesystem without environment.
+func (t Templates) Resolve(name string) (sandbox.Template, error) {
 	if p, ok := t[name]; ok {
-		return p, nil
+		return sandbox.Template{RootFS: p}, nil
 	}
-	return "", desktop.Errorf(desktop.CodeNotFound, "template %s not found", strconv.Quote(name))
+	return sandbox.Template{}, desktop.Errorf(desktop.CodeNotFound, "template %s not found", strconv.Quote(name))
 }
