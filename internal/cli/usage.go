@@ -76,8 +76,13 @@ Verbs:
 	fmt.Fprintf(tw, "  %s\t%s\n", "help", "print this text, or the usage and flags of one verb: cubicle help VERB")
 	_ = tw.Flush()
 	b.WriteString(`
-The desktop side: "cubicle agent" runs the agent of one desktop (cubicle agent
--h shows how), and "cubicle version" prints the version.
+Running Cubicle (each takes -h):
+  serve         run the server: sandboxes, the /v1 and E2B APIs, the live view and the dashboard
+  keys          create, list and revoke the server's API keys
+  template      build, list and remove the templates sandboxes start from
+  mcp           serve the desktop tools to an MCP client (stdio or HTTP)
+  agent         run the agent of one desktop (inside each sandbox, or on a host display)
+  version       print the version
 `)
 	fmt.Fprintf(&b, `
 Flags of every verb:
