@@ -8,6 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" -ne 0 ]; then
+	echo "cubicle: the server makes namespaces, cgroups and network interfaces, so it runs as root: sudo $0" >&2
+	exit 1
+fi
+
 scripts/deps.sh runtime
 echo "cubicle: building"
 mkdir -p bin

@@ -8,6 +8,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	# Every XFCE session holds a few inotify instances; the default of 128
 	# per user is shared by all the desktops the tests start.
 	sysctl -q -w fs.inotify.max_user_instances=1024
+else
+	echo "cubicle: not root: the tests of sandboxes, the server and other users' desktops will be skipped (run as root for all of them)" >&2
 fi
 
 echo "== npm ci (compat/mcp: the npm MCP client the Go tests drive)"
