@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -345,6 +346,29 @@ func TestBridgeRefusals(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`data-mode="view"`)) || !bytes.Contains(b, []byte(`/view/novnc/core/rfb.js`)) {
 			t.Errorf("page: %d\n%s", resp.StatusCode, b)
+		}
+		// Only the page's own script and style run: they carry the nonce
+		// of this response's policy, which no other response shares.
+		csp := resp.Header.Get("Content-Security-Policy")
+		m := regexp.MustCompile(`script-src 'self' 'nonce-([A-Za-z0-9_-]{22})'`).FindStringSubmatch(csp)
+		if m == nil || !strings.Contains(csp, "default-src 'none'") {
+			t.Fatalf("Content-Security-Policy %q, want default-src 'none' and a script nonce", csp)
+		}
+		for _, tag := range []string{`<script type="module" nonce="` + m[1] + `">`, `<style nonce="` + m[1] + `">`} {
+			if !bytes.Contains(b, []byte(tag)) {
+				t.Errorf("page has no %s", tag)
+			}
+		}
+		if bytes.Contains(b, []byte(` style="`)) {
+			t.Errorf("page has an inline style attribute, which its policy blocks")
+		}
+		again, err := http.Get(view.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Body.Close()
+		if again.Header.Get("Content-Security-Policy") == csp {
+			t.Errorf("two responses share the nonce of %q", csp)
 		}
 	})
 	t.Run("paused sandbox", func(t *testing.T) {

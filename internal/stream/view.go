@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"net/http"
@@ -25,6 +27,17 @@ type viewData struct {
 	Expires  string
 	Error    string // why the page cannot show the desktop
 	Reason   string // the stable reason, when a token was refused
+	Nonce    string // lets the page's own script and style run under its CSP
+}
+
+// viewCSP is the page's Content-Security-Policy: scripts only from the
+// server (noVNC) and the page's own inline script, styles likewise, the
+// WebSocket to the server, and framing only by the server's own pages
+// (the dashboard).
+func viewCSP(nonce string) string {
+	return "default-src 'none'; script-src 'self' 'nonce-" + nonce + "'; style-src 'self' 'nonce-" + nonce + "'; " +
+		"img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; " +
+		"frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 }
 
 // ViewHandler serves the browser side of the live view:
@@ -100,9 +113,13 @@ func (s *Service) servePage(w http.ResponseWriter, r *http.Request, id, token st
 		s.noNoVNC(w)
 		return
 	}
+	var b [16]byte
+	rand.Read(b[:])
+	nonce := base64.RawURLEncoding.EncodeToString(b[:]) // no characters HTML escapes
+	h.Set("Content-Security-Policy", viewCSP(nonce))
 	c, err := s.authorize(id, token, "")
 	if err != nil {
-		d := viewData{Sandbox: id, Error: err.Error()}
+		d := viewData{Sandbox: id, Error: err.Error(), Nonce: nonce}
 		var te *TokenError
 		if errors.As(err, &te) {
 			d.Error, d.Reason = te.Msg, te.Reason
@@ -115,6 +132,7 @@ func (s *Service) servePage(w http.ResponseWriter, r *http.Request, id, token st
 		Sandbox: c.Sandbox, Mode: c.Mode(), ViewOnly: c.ViewOnly,
 		WS:      "/view/" + c.Sandbox + "/" + token + "/rfb?mode=" + c.Mode(),
 		Expires: c.ExpiresAt.UTC().Format(time.RFC3339),
+		Nonce:   nonce,
 	})
 }
 
