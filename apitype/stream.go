@@ -2,11 +2,11 @@ package apitype
 
 import "time"
 
-// Resize modes of the live view (StreamURLRequest.Resize).
+// Resize modes of the live view (StreamURLRequest.Resize). The desktop
+// keeps the resolution it was created with: a viewer scales it or not.
 const (
-	ResizeOff    = "off"    // the desktop at its own size, with scroll bars
-	ResizeScale  = "scale"  // scaled to fit the browser window (default)
-	ResizeRemote = "remote" // ask the desktop to take the window's size
+	ResizeOff   = "off"   // the desktop at its own size, with scroll bars
+	ResizeScale = "scale" // scaled to fit the browser window (default)
 )
 
 // StreamURLRequest is the body of POST /v1/sandboxes/{id}/stream, which
@@ -18,7 +18,7 @@ type StreamURLRequest struct {
 	TTLS int `json:"ttl_s,omitempty"`
 	// AutoConnect connects when the page opens; nil is true.
 	AutoConnect *bool `json:"auto_connect,omitempty"`
-	// Resize is ResizeOff, ResizeScale or ResizeRemote; "" is ResizeScale.
+	// Resize is ResizeOff or ResizeScale; "" is ResizeScale.
 	Resize string `json:"resize,omitempty"`
 	// WindowID, when not 0, shows only this X window.
 	WindowID uint32 `json:"window_id,omitempty"`

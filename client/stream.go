@@ -12,9 +12,8 @@ import (
 
 // Resize modes of a live view.
 const (
-	ResizeOff    = apitype.ResizeOff    // the desktop at its own size
-	ResizeScale  = apitype.ResizeScale  // scaled to fit the browser window (default)
-	ResizeRemote = apitype.ResizeRemote // ask the desktop to take the window's size
+	ResizeOff   = apitype.ResizeOff   // the desktop at its own size
+	ResizeScale = apitype.ResizeScale // scaled to fit the browser window (default)
 )
 
 // StreamURLOptions shape a live-view URL.
@@ -27,7 +26,7 @@ type StreamURLOptions struct {
 	TTL time.Duration
 	// NoAutoConnect makes the page wait for a click before it connects.
 	NoAutoConnect bool
-	// Resize is ResizeOff, ResizeScale (default) or ResizeRemote.
+	// Resize is ResizeOff or ResizeScale (default).
 	Resize string
 	// Window, when not 0, shows only this X window (see Windows).
 	Window uint32

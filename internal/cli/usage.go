@@ -18,7 +18,7 @@ func verbs() []*verb {
 		{"ls", "[--state running,paused] [--metadata K=V]...", "list your sandboxes on the server", setupLs},
 		{"inspect", "ID", "print a sandbox as JSON", setupInspect},
 		{"kill", "ID...", "kill sandboxes", setupKill},
-		{"view", "ID [--control] [--ttl D] [--resize off|scale|remote] [--window ID]",
+		{"view", "ID [--control] [--ttl D] [--resize off|scale] [--window ID]",
 			"print a URL that shows the sandbox's desktop live in a browser", setupView},
 		{"exec", "ID [--env K=V]... [--cwd DIR] [--user root] [-i] -- PROGRAM [ARGS]...",
 			"run a program in a sandbox, stream its output and exit with its code", setupExec},

@@ -12,16 +12,16 @@ import (
 func setupView(fs *flag.FlagSet) func(*cmd, []string) error {
 	control := fs.Bool("control", false, "let the viewer use the mouse and keyboard (default: view only)")
 	ttl := fs.Duration("ttl", 0, "how long the URL works (default the server's, 1h)")
-	resize := fs.String("resize", client.ResizeScale, "off, scale or remote")
+	resize := fs.String("resize", client.ResizeScale, "off or scale")
 	window := fs.String("window", "", "show only the window with this `ID` (see windows)")
 	return func(c *cmd, args []string) error {
 		if len(args) != 1 {
 			return usagef("takes one sandbox ID, got %d arguments", len(args))
 		}
 		switch *resize {
-		case client.ResizeOff, client.ResizeScale, client.ResizeRemote:
+		case client.ResizeOff, client.ResizeScale:
 		default:
-			return usagef("--resize takes off, scale or remote, got %q", *resize)
+			return usagef("--resize takes off or scale, got %q", *resize)
 		}
 		if *ttl < 0 {
 			return usagef("--ttl %v is negative", *ttl)

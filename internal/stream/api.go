@@ -118,10 +118,13 @@ func (s *Service) createURL(w http.ResponseWriter, r *http.Request, owner string
 	switch req.Resize {
 	case "":
 		req.Resize = apitype.ResizeScale
-	case apitype.ResizeOff, apitype.ResizeScale, apitype.ResizeRemote:
+	case apitype.ResizeOff, apitype.ResizeScale:
+	case "remote":
+		return &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: "resize",
+			Message: "resize \"remote\" is not supported: a desktop keeps the resolution it was created with; use scale or off, or create the sandbox with the resolution you want"}
 	default:
 		return &desktop.Error{Code: desktop.CodeInvalid, Index: -1, Field: "resize",
-			Message: fmt.Sprintf("resize %q must be off, scale or remote", req.Resize)}
+			Message: fmt.Sprintf("resize %q must be off or scale", req.Resize)}
 	}
 	rec, err := s.running(r, owner)
 	if err != nil {
