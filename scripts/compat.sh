@@ -19,4 +19,4 @@ cd compat/e2b
 npm ci --no-audit --no-fund --loglevel=error
 
 echo "== E2B SDK compatibility (node --test)"
-CUBICLE_BIN="$PWD/../../bin/cubicle" exec node --test --test-concurrency=1 test/e2b.test.mjs
+CUBICLE_BIN="$PWD/../../bin/cubicle" exec node --test --test-concurrency=1 test/*.test.mjs

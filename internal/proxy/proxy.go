@@ -16,7 +16,10 @@
 //
 // Who gets through:
 //
-//   - to port 49983, whoever presents the sandbox's access token;
+//   - to port 49983, whoever presents the sandbox's access token, and
+//     requests for its /files with a signature (E2B's signed downloadUrl
+//     and uploadUrl), which go on without the token for the agent to check
+//     the signature;
 //   - to any other port of a sandbox with public ports, anyone: no token
 //     is asked for and none is checked;
 //   - to any other port of a sandbox without, whoever presents the token.
@@ -41,7 +44,7 @@
 // Answers, in the order they are decided:
 //
 //   - 401 unauthorized: a request to port 49983 presents no token at all
-//     (the id is not even looked up);
+//     and is not a signed /files request (the id is not even looked up);
 //   - 404 not_found: no sandbox has this id. Ids are not secrets (the token
 //     is) and are 20 random characters, so a person holding a stale id is
 //     told it is gone;
@@ -183,6 +186,9 @@ type forward struct {
 	token     string
 	sb        *sandboxConns
 	setCookie *http.Cookie
+	// signed: the request presents no token but a signed file URL, which
+	// the agent checks; it is forwarded without the token.
+	signed bool
 }
 
 type forwardKey struct{}
@@ -205,11 +211,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	creds := credentialsOf(r, rt.id)
-	if creds.empty() && rt.port == AgentPort {
+	// A signed file URL carries no token: the agent checks its signature.
+	signed := creds.empty() && signedFiles(r, rt)
+	if creds.empty() && rt.port == AgentPort && !signed {
 		p.writeError(w, http.StatusUnauthorized, missingToken(rt.id))
 		return
 	}
-	f, refusal := p.authorize(r, rt, creds)
+	f, refusal := p.authorize(r, rt, creds, signed)
 	if refusal != nil {
 		if r.Context().Err() == nil { // else the client went away
 			p.writeError(w, refusal.status, refusal.err)
@@ -248,7 +256,7 @@ func missingToken(id string) *desktop.Error {
 // the sandbox's connection set. When CloseSandbox runs meanwhile, it looks
 // again, so that a request never slips past a kill or pause onto a fresh
 // connection.
-func (p *Proxy) authorize(r *http.Request, rt route, creds credentials) (*forward, *failure) {
+func (p *Proxy) authorize(r *http.Request, rt route, creds credentials, signed bool) (*forward, *failure) {
 	for attempt := 1; ; attempt++ {
 		gen := p.closeGen.Load()
 		t, err := p.cfg.Resolve(r.Context(), rt.id)
@@ -266,7 +274,7 @@ func (p *Proxy) authorize(r *http.Request, rt route, creds credentials) (*forwar
 		}
 		// Ports other than the agent's are open to all when the sandbox
 		// says so; the agent always asks for the token.
-		open := t.PublicPorts && rt.port != AgentPort
+		open := (t.PublicPorts && rt.port != AgentPort) || signed
 		var viaQuery, viaCookie bool
 		if !open {
 			if creds.empty() {
@@ -302,7 +310,8 @@ func (p *Proxy) authorize(r *http.Request, rt route, creds credentials) (*forwar
 		if !current && attempt < 3 {
 			continue
 		}
-		f := &forward{route: rt, addr: netip.AddrPortFrom(t.Addr.Unmap(), uint16(port)), token: t.Token, sb: sb}
+		f := &forward{route: rt, addr: netip.AddrPortFrom(t.Addr.Unmap(), uint16(port)), token: t.Token, sb: sb,
+			signed: signed}
 		if viaQuery && !viaCookie {
 			if ck := tokenCookie(rt.id, t.Token, rt.cookiePath, r.TLS != nil); ck.Valid() == nil {
 				f.setCookie = ck
@@ -338,9 +347,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	stripBearer(pr.Out.Header, f.token)
 	pr.Out.Header.Del(HeaderTrafficToken)
 	pr.Out.Header.Del("X-Access-Token")
-	if f.port == AgentPort {
+	if f.port == AgentPort && !f.signed {
 		// Only the agent gets the token; other ports run arbitrary
-		// services, which must not be able to drive the agent.
+		// services, which must not be able to drive the agent. A signed
+		// file URL goes without it, so that the agent checks the
+		// signature and nothing else.
 		pr.Out.Header.Set("X-Access-Token", f.token)
 	}
 	pr.SetXForwarded()

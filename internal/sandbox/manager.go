@@ -328,6 +328,24 @@ func (m *Manager) Route(id string) (r Route, ok bool) {
 	return Route{Agent: rt.addr, Token: rt.token, PublicPorts: rt.publicPorts}, ok
 }
 
+// FindRoute returns the id of the one running sandbox whose route match
+// accepts. ok is false when no sandbox or more than one does. match runs
+// under the manager's read lock: it must be quick and must not call back.
+func (m *Manager) FindRoute(match func(id string, r Route) bool) (id string, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for rid, rt := range m.routes {
+		if match(rid, Route{Agent: rt.addr, Token: rt.token, PublicPorts: rt.publicPorts}) {
+			id, n = rid, n+1
+		}
+	}
+	if n != 1 {
+		return "", false
+	}
+	return id, true
+}
+
 // setRoute makes rec reachable through the proxy when it runs, and not
 // otherwise.
 func (m *Manager) setRoute(rec Record) {

@@ -53,3 +53,40 @@ func TestRoutePublicPorts(t *testing.T) {
 		check("after a restart")
 	})
 }
+
+// TestFindRoute checks that FindRoute names the one running sandbox that
+// matches, and none when no sandbox or several do.
+func TestFindRoute(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		defer e.stop()
+		hour := func(r *sandbox.CreateRequest) { r.Timeout = time.Hour }
+		a := e.create("alice", hour)
+		b := e.create("bob", hour)
+		byToken := func(tok string) func(string, sandbox.Route) bool {
+			return func(_ string, r sandbox.Route) bool { return r.Token == tok }
+		}
+		tests := []struct {
+			name   string
+			match  func(string, sandbox.Route) bool
+			want   string
+			wantOK bool
+		}{
+			{"a's token", byToken(a.Token), a.ID, true},
+			{"b's token", byToken(b.Token), b.ID, true},
+			{"no one's token", byToken("nope"), "", false},
+			{"every sandbox", func(string, sandbox.Route) bool { return true }, "", false},
+		}
+		for _, tt := range tests {
+			if id, ok := e.m.FindRoute(tt.match); id != tt.want || ok != tt.wantOK {
+				t.Errorf("%s: FindRoute = %q, %v; want %q, %v", tt.name, id, ok, tt.want, tt.wantOK)
+			}
+		}
+		if _, err := e.m.Pause(t.Context(), "alice", a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := e.m.FindRoute(byToken(a.Token)); ok {
+			t.Errorf("FindRoute finds the paused sandbox %s", id)
+		}
+	})
+}

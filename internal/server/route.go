@@ -17,12 +17,21 @@ import (
 // E2b-Sandbox-Id, when its Host is "<port>-<id>.<Domain>", or when its
 // path is /sandboxes/<id>/agent/... or /sandboxes/<id>/port/<port>/...;
 // E2B's control plane has the other paths under /sandboxes/. So GET
-// /health is envd's with E2b-Sandbox-Id and the server's without.
+// /health is envd's with E2b-Sandbox-Id and the server's without. A
+// signed /files URL on the server's own host goes to the sandbox whose
+// token signed it (signed.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.intoSandbox(r) {
-		s.mux.ServeHTTP(w, r)
+		if !s.serveSignedFiles(w, r) {
+			s.mux.ServeHTTP(w, r)
+		}
 		return
 	}
+	s.intoProxy(w, r)
+}
+
+// intoProxy hands r, which names a sandbox, to the proxy.
+func (s *Server) intoProxy(w http.ResponseWriter, r *http.Request) {
 	if id, ok := s.e2bTarget(r); ok {
 		if _, _, running := s.manager.Resolve(id); !running {
 			// E2B's edge answers 502 for a sandbox that is gone or not
