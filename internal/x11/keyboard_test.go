@@ -175,7 +175,7 @@ func TestTypeTextKeyEvents(t *testing.T) {
 	win := newTestWindow(t, s.Display, testWindowOptions{Rect: testArea})
 	win.focus(t)
 	ctx := context.Background()
-	for _, text := range []string{"hello", "Hello, World!", "~`!@#$%^&*()_+{}|:\"<>?", "a\tb\nc", "ünïcödé ж € ☃"} {
+	for _, text := range []string{"hello", "Hello, World!", "~`!@#$%^&*()_+{}|:\"<>?", "a\tb\nc", "ünïcödé ж € ☃", "ÄÖÜ Éß Ж Ñ"} {
 		t.Run(text, func(t *testing.T) {
 			win.reset()
 			if err := c.TypeText(ctx, text); err != nil {
@@ -256,6 +256,7 @@ func TestTypeTextInTerminal(t *testing.T) {
 		name, text, want string
 	}{
 		{"unicode", "Grüße, 東京 ☃ ñ € — ok", ""},
+		{"upper-case letters off the keymap", "ÄÖÜ É Ж Ñ Ł", ""},
 		{"ascii", " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~", ""},
 		{"lines and tabs", "line one\n\tindented\r\nthird", "line one\n\tindented\nthird"},
 		{"1000 mixed characters", text1000, ""},
