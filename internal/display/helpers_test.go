@@ -160,30 +160,23 @@ func zombieChildren() []int {
 }
 
 // ppid returns the parent of pid, or 0.
-func ppid(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
-}
+func ppid(pid int) int { return statField(pid, 1) }
 
 // pgid returns the process group of pid, or 0.
-func pgid(pid int) int {
+func pgid(pid int) int { return statField(pid, 2) }
+
+// statField returns field i (0: the state) after the command name in
+// /proc/<pid>/stat as a number, or 0.
+func statField(pid, i int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 3 {
+	if len(f) <= i {
 		return 0
 	}
-	n, _ := strconv.Atoi(f[2])
+	n, _ := strconv.Atoi(f[i])
 	return n
 }
 
