@@ -23,6 +23,9 @@ type paramsJSON struct {
 	// PublicPorts is absent in rows written before it existed: those
 	// sandboxes ask for the token on every port.
 	PublicPorts bool `json:"public_ports,omitempty"`
+	// DisplayMode is absent for the managed display (and in rows written
+	// before it existed, when every stored sandbox read back as managed).
+	DisplayMode string `json:"display_mode,omitempty"`
 }
 
 func toParamsJSON(p sandbox.Params) paramsJSON {
@@ -30,7 +33,7 @@ func toParamsJSON(p sandbox.Params) paramsJSON {
 		Width: p.Width, Height: p.Height, DPI: p.DPI,
 		CPUs: p.Limits.CPUs, MemoryMB: p.Limits.MemoryMB, DiskMB: p.Limits.DiskMB, Pids: p.Limits.Pids,
 		Internet: p.Network.Internet, AllowOut: p.Network.AllowOut, DenyOut: p.Network.DenyOut,
-		PublicPorts: p.PublicPorts,
+		PublicPorts: p.PublicPorts, DisplayMode: string(p.DisplayMode),
 	}
 }
 
@@ -40,5 +43,6 @@ func (j paramsJSON) params() sandbox.Params {
 		Limits:      sandbox.Limits{CPUs: j.CPUs, MemoryMB: j.MemoryMB, DiskMB: j.DiskMB, Pids: j.Pids},
 		Network:     sandbox.NetworkPolicy{Internet: j.Internet, AllowOut: j.AllowOut, DenyOut: j.DenyOut},
 		PublicPorts: j.PublicPorts,
+		DisplayMode: sandbox.DisplayMode(j.DisplayMode),
 	}
 }

@@ -9,6 +9,28 @@ import (
 	"github.com/cubicle-dev/cubicle/internal/sandbox"
 )
 
+func TestDisplayModeStored(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "cubicle.db"))
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now()
+	for _, mode := range []sandbox.DisplayMode{sandbox.DisplayManaged, sandbox.DisplayExternal} {
+		rec := sandbox.Record{ID: sandbox.NewID(), Owner: "o", Template: "desktop", State: sandbox.StateRunning,
+			Created: now, EndAt: now.Add(time.Minute), Token: "tok",
+			Params: sandbox.Params{Width: 1024, Height: 768, DPI: 96, DisplayMode: mode}}
+		if err := s.InsertSandbox(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetSandbox(ctx, rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Params.DisplayMode != mode {
+			t.Errorf("sandbox stored with display mode %q read back as %q", mode, got.Params.DisplayMode)
+		}
+	}
+}
+
 func TestPublicPortsStored(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cubicle.db")
 	s := open(t, path)
