@@ -1,42 +1,18 @@
 // The unmodified e2b@2.51.0 and @e2b/desktop@2.4.0 SDKs against a real
 // `cubicle serve`. One server for the whole file; sandboxes are few and
 // shared between the tests of a suite (each costs a few seconds).
-import { describe, it, before, after } from 'node:test'
+import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
 import {
   Sandbox, AuthenticationError, CommandExitError, FileNotFoundError,
   NotFoundError, SandboxNotFoundError,
 } from 'e2b'
 import { Sandbox as Desktop } from '@e2b/desktop'
-import { startServer, DOMAIN } from './server.mjs'
+import { DOMAIN } from './server.mjs'
+import { until, send, useServer } from './util.mjs'
 
-let server
-const made = new Set() // every sandbox a test made, killed at the end
-
-before(async () => { server = await startServer() }, { timeout: 30 * 60_000 })
-
-after(async () => {
-  for (const id of made) {
-    try { await Sandbox.kill(id) } catch { /* gone already */ }
-  }
-  if (server) console.log(`cubicle serve log: ${await server.stop()}`)
-})
-
-async function until(what, fn, timeoutMs = 60_000) {
-  const end = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${last ?? 'no error'}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
+const env = useServer()
+const made = env.made // every sandbox a test made, killed at the end
 
 // ids of every listed sandbox that matches opts.
 async function listIds(opts) {
@@ -252,18 +228,10 @@ describe('control plane', () => {
 })
 
 // get fetches path from the server with a Host header, as a browser that
-// resolved the sandbox host to the server would.
-function get(path, host, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, path, headers: { ...headers, host } }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d) => { body += d })
-      res.on('end', () => resolve({ status: res.statusCode, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
+// resolved the sandbox host to the server would; the body as text.
+async function get(path, host, headers = {}) {
+  const r = await send(env.server.port, { path, host, headers })
+  return { status: r.status, body: r.body.toString('utf8') }
 }
 
 describe('desktop', () => {

@@ -10,20 +10,11 @@ import {
   Sandbox, CommandExitError, FileType, NotFoundError,
 } from 'e2b'
 import { Sandbox as Desktop } from '@e2b/desktop'
-import { startServer, DOMAIN } from './server.mjs'
-import { until, send, multipart } from './util.mjs'
+import { DOMAIN } from './server.mjs'
+import { until, send, multipart, useServer } from './util.mjs'
 
-let server
-const made = new Set() // every sandbox a test made, killed at the end
-
-before(async () => { server = await startServer() }, { timeout: 30 * 60_000 })
-
-after(async () => {
-  for (const id of made) {
-    try { await Sandbox.kill(id) } catch { /* gone already */ }
-  }
-  if (server) console.log(`cubicle serve log: ${await server.stop()}`)
-})
+const env = useServer()
+const made = env.made // every sandbox a test made, killed at the end
 
 const enc = (s) => new TextEncoder().encode(s)
 const sha256 = (b) => createHash('sha256').update(b).digest('hex')
@@ -194,7 +185,7 @@ describe('base SDK', () => {
 
       // Without E2B_SANDBOX_URL the SDK points it at 49983-<id>.<domain>.
       const u = new URL(url)
-      const direct = await send(server.port, { path: u.pathname + u.search, host: `49983-${sbx.sandboxId}.${DOMAIN}` })
+      const direct = await send(env.server.port, { path: u.pathname + u.search, host: `49983-${sbx.sandboxId}.${DOMAIN}` })
       assert.equal(direct.status, 200, direct.body.toString())
       assert.equal(direct.body.toString(), 'downloaded')
 
@@ -213,11 +204,11 @@ describe('base SDK', () => {
         const r = await fetch(u)
         assert.ok([401, 404].includes(r.status), `${what}: ${r.status} ${await r.text()}`)
         const h = new URL(u)
-        const direct = await send(server.port, { path: h.pathname + h.search, host: `49983-${sbx.sandboxId}.${DOMAIN}` })
+        const direct = await send(env.server.port, { path: h.pathname + h.search, host: `49983-${sbx.sandboxId}.${DOMAIN}` })
         assert.equal(direct.status, 401, `${what} on the sandbox host: ${direct.status} ${direct.body}`)
       }
       // A signed URL opens /files only: not the rest of envd.
-      const rpc = await send(server.port, {
+      const rpc = await send(env.server.port, {
         method: 'POST', path: `/process.Process/List${url.search}`, host: `49983-${sbx.sandboxId}.${DOMAIN}`,
         headers: { 'content-type': 'application/json' }, body: '{}',
       })
@@ -239,7 +230,7 @@ describe('base SDK', () => {
       const f2 = new FormData()
       f2.append('file', new Blob(['on the sandbox host']), 'direct.txt')
       const { body, type } = await multipart(f2)
-      const direct = await send(server.port, {
+      const direct = await send(env.server.port, {
         method: 'POST', path: u.pathname + u.search, host: `49983-${sbx.sandboxId}.${DOMAIN}`,
         headers: { 'content-type': type }, body,
       })
@@ -273,7 +264,7 @@ describe('base SDK', () => {
       const host = sbx.getHost(8081)
       assert.equal(host, `8081-${sbx.sandboxId}.${DOMAIN}`)
       const r = await until('the server on port 8081', async () => {
-        const r = await send(server.port, { path: '/index.html', host })
+        const r = await send(env.server.port, { path: '/index.html', host })
         return r.status === 200 ? r : null
       })
       assert.equal(r.body.toString(), 'served from the sandbox')
@@ -464,7 +455,7 @@ describe('desktop', () => {
       assert.match(cmd, new RegExp(`-id ${xev.id}\\b`))
       assert.deepEqual(await rfbSecurity(), [1]) // None
       const url = new URL(d.stream.getUrl())
-      const page = await send(server.port, { path: url.pathname + url.search, host: url.host })
+      const page = await send(env.server.port, { path: url.pathname + url.search, host: url.host })
       assert.equal(page.status, 200)
     } finally {
       await d.stream.stop()
@@ -490,7 +481,7 @@ describe('desktop', () => {
       assert.equal(url.host, `6080-${d.sandboxId}.${DOMAIN}`)
       assert.match((await d.commands.run('pgrep -a x11vnc')).stdout, /-usepw/)
       assert.deepEqual(await rfbSecurity(), [2]) // VNC authentication
-      const page = await send(server.port, { path: url.pathname + url.search, host: url.host })
+      const page = await send(env.server.port, { path: url.pathname + url.search, host: url.host })
       assert.equal(page.status, 200)
       assert.match(page.body.toString(), /noVNC/)
     } finally {

@@ -1,5 +1,24 @@
 // Small helpers the compatibility tests share.
 import { request } from 'node:http'
+import { before, after } from 'node:test'
+import { Sandbox } from 'e2b'
+import { startServer } from './server.mjs'
+
+// useServer runs one `cubicle serve` for the test file that calls it. The
+// file adds the id of every sandbox it makes to made; they are killed at
+// the end, before the server stops. server is set once the file's tests
+// run.
+export function useServer() {
+  const t = { server: null, made: new Set() }
+  before(async () => { t.server = await startServer() }, { timeout: 30 * 60_000 })
+  after(async () => {
+    for (const id of t.made) {
+      try { await Sandbox.kill(id) } catch { /* gone already */ }
+    }
+    if (t.server) console.log(`cubicle serve log: ${await t.server.stop()}`)
+  })
+  return t
+}
 
 // until polls fn until it returns a truthy value, which it returns; errors
 // count as "not yet" until the deadline.
