@@ -323,6 +323,25 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 }
 
+// differingPixels counts the pixels that differ between a and b outside
+// skip.
+func differingPixels(a, b image.Image, skip image.Rectangle) int {
+	n := 0
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			if (image.Point{x, y}).In(skip) {
+				continue
+			}
+			r1, g1, b1, _ := a.At(x, y).RGBA()
+			r2, g2, b2, _ := b.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func uniform(img image.Image) bool {
 	b := img.Bounds()
 	r0, g0, b0, _ := img.At(b.Min.X, b.Min.Y).RGBA()

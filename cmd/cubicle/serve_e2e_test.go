@@ -219,16 +219,28 @@ func TestServeEndToEnd(t *testing.T) {
 	id := sbx.ID()
 
 	t.Run("desktop", func(t *testing.T) {
-		b, err := sbx.Screenshot(ctx)
-		if err != nil {
-			t.Fatal(err)
+		shot := func() image.Image {
+			t.Helper()
+			b, err := sbx.Screenshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return img
 		}
-		img, err := png.Decode(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := shot()
 		if img.Bounds().Size() != (image.Point{1024, 768}) || uniform(img) {
 			t.Errorf("screenshot %v, uniform %v", img.Bounds().Size(), uniform(img))
+		}
+		// Ready means drawn: the first screenshot is the whole desktop, the
+		// same as a moment later, but for the panel's clock (top right).
+		time.Sleep(2 * time.Second)
+		clock := image.Rect(760, 0, 1024, 28)
+		if n := differingPixels(img, shot(), clock); n > 0 {
+			t.Errorf("%d pixels changed in the 2 s after the sandbox was ready: the desktop was still drawing", n)
 		}
 		if err := sbx.MoveMouse(ctx, 200, 150); err != nil {
 			t.Fatal(err)

@@ -85,7 +85,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, readyCh: make(chan struct{}), reason: "starting"}
+	a := &Agent{cfg: cfg, log: cfg.Logger, readyCh: make(chan struct{}), reason: "starting the display"}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -250,8 +250,10 @@ func (a *Agent) waitReady(ctx context.Context, x *x11.Conn) {
 	for {
 		reason, err := a.check(ctx, x)
 		if err == nil && reason == "" {
+			a.setReady(false, "waiting for the desktop to finish drawing")
+			quiet := a.settleDrawing(ctx, x)
 			a.setReady(true, "")
-			a.log.Info("desktop ready", "after_ms", time.Since(start).Milliseconds())
+			a.log.Info("desktop ready", "after_ms", time.Since(start).Milliseconds(), "screen_quiet", quiet)
 			return
 		}
 		if err != nil {
@@ -270,6 +272,29 @@ func (a *Agent) waitReady(ctx context.Context, x *x11.Conn) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// After its windows map, the desktop goes on drawing for a moment (the
+// panel's plugins, the desktop icons): readiness waits until the screen has
+// been quiet for readyQuiet, at most readySettle, so that the first
+// screenshot shows the whole desktop.
+const (
+	readyQuiet  = 300 * time.Millisecond
+	readySettle = 3 * time.Second
+)
+
+// settleDrawing waits for the managed desktop to finish drawing and reports
+// whether the screen went quiet; a desktop that keeps drawing (an animation)
+// is ready anyway when readySettle has passed.
+func (a *Agent) settleDrawing(ctx context.Context, x *x11.Conn) bool {
+	if a.sup == nil || a.cfg.Display.Session == display.SessionNone {
+		return true
+	}
+	quiet, err := x.Settle(ctx, readyQuiet, readySettle)
+	if err != nil {
+		a.log.Debug("waiting for the desktop to finish drawing", "err", err)
+	}
+	return quiet
 }
 
 // check returns "" when the desktop is ready, or what it waits for.
