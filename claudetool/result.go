@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/cua"
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // ToolUse is a tool_use content block of a model's answer: the call's id,

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/cua"
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // Version is a version of Anthropic's computer tool, the "type" of its

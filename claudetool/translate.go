@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/cua"
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // spec says since which version an action exists and which parameters it

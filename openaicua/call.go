@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/cua"
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // Call is a computer_call output item of a response: one action (the

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/cua"
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // Desktop is what the tool drives. *client.Sandbox implements it.

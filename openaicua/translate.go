@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cubicle-dev/cubicle/desktop"
 	"github.com/cubicle-dev/cubicle/cua"
+	"github.com/cubicle-dev/cubicle/desktop"
 )
 
 // actionParams lists the fields of each action besides "type".
