@@ -358,6 +358,20 @@ describe('desktop', () => {
       [['ButtonPress', 1, xev.x + 20, xev.y + 10], ['ButtonRelease', 1, xev.x + 20, xev.y + 10]])
   })
 
+  it('a click where the pointer already is does not wait for a move', async () => {
+    // moveMouse runs `xdotool mousemove --sync X Y`; Debian's xdotool then
+    // waits 15 s for a move that never comes. The template's xdotool skips
+    // --sync when the pointer is at X Y already.
+    await d.moveMouse(xev.x, xev.y)
+    const r = await d.commands.run(`command -v xdotool; sh -x "$(command -v xdotool)" mousemove --sync ${xev.x} ${xev.y} 2>&1`)
+    assert.equal(r.stdout.split('\n')[0], '/usr/local/bin/xdotool')
+    assert.ok(r.stdout.includes(`+ exec /usr/bin/xdotool mousemove ${xev.x} ${xev.y}\n`), r.stdout)
+    await d.leftClick(xev.x, xev.y)
+    const evs = await events(2)
+    assert.deepEqual(evs.map((e) => [e.type, e.button, e.x, e.y]),
+      [['ButtonPress', 1, xev.x, xev.y], ['ButtonRelease', 1, xev.x, xev.y]])
+  })
+
   it('doubleClick, rightClick and middleClick press their buttons', async () => {
     await d.doubleClick(xev.x - 30, xev.y)
     assert.deepEqual(await d.getCursorPosition(), { x: xev.x - 30, y: xev.y })
