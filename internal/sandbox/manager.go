@@ -94,7 +94,7 @@ type Manager struct {
 
 	mu      sync.RWMutex
 	live    map[string]*entry // sandboxes not killed
-	routes  map[string]route  // running sandboxes, for the proxy
+	routes  map[string]Route  // running sandboxes, for the proxy
 	started bool
 	closing bool
 	cancels map[uint64]context.CancelFunc
@@ -102,13 +102,6 @@ type Manager struct {
 	ops     sync.WaitGroup
 	stop    context.CancelFunc
 	done    chan struct{}
-}
-
-// route is how the proxy reaches a running sandbox.
-type route struct {
-	addr        netip.AddrPort
-	token       string
-	publicPorts bool
 }
 
 // entry is a sandbox that is not killed. Operations on it hold its lock,
@@ -163,7 +156,7 @@ func NewManager(cfg Config, backend Backend, store Store, templates Templates) (
 		sched:    newScheduler(),
 		expiring: make(chan struct{}, maxExpiring),
 		live:     make(map[string]*entry),
-		routes:   make(map[string]route),
+		routes:   make(map[string]Route),
 		cancels:  make(map[uint64]context.CancelFunc),
 	}, nil
 }
@@ -299,15 +292,6 @@ func notFound(id string) error {
 	return desktop.Errorf(desktop.CodeNotFound, "sandbox %q not found", id)
 }
 
-// Resolve tells the proxy how to reach a running sandbox's agent and the
-// token it requires. It is false for sandboxes that are not running.
-func (m *Manager) Resolve(id string) (netip.AddrPort, string, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	r, ok := m.routes[id]
-	return r.addr, r.token, ok
-}
-
 // Route is how the proxy reaches a running sandbox.
 type Route struct {
 	// Agent is the address of the sandbox's agent (port AgentPort).
@@ -319,13 +303,13 @@ type Route struct {
 	PublicPorts bool
 }
 
-// Route is Resolve with everything the proxy needs; ok is false for
+// Route tells the proxy how to reach a running sandbox; ok is false for
 // sandboxes that are not running.
 func (m *Manager) Route(id string) (r Route, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	rt, ok := m.routes[id]
-	return Route{Agent: rt.addr, Token: rt.token, PublicPorts: rt.publicPorts}, ok
+	r, ok = m.routes[id]
+	return r, ok
 }
 
 // FindRoute returns the id of the one running sandbox whose route match
@@ -336,7 +320,7 @@ func (m *Manager) FindRoute(match func(id string, r Route) bool) (id string, ok 
 	defer m.mu.RUnlock()
 	n := 0
 	for rid, rt := range m.routes {
-		if match(rid, Route{Agent: rt.addr, Token: rt.token, PublicPorts: rt.publicPorts}) {
+		if match(rid, rt) {
 			id, n = rid, n+1
 		}
 	}
@@ -352,8 +336,8 @@ func (m *Manager) setRoute(rec Record) {
 	m.mu.Lock()
 	_, had := m.routes[rec.ID]
 	if rec.State == StateRunning && rec.Instance != nil {
-		m.routes[rec.ID] = route{addr: netip.AddrPortFrom(rec.Instance.Addr, AgentPort), token: rec.Token,
-			publicPorts: rec.Params.PublicPorts}
+		m.routes[rec.ID] = Route{Agent: netip.AddrPortFrom(rec.Instance.Addr, AgentPort), Token: rec.Token,
+			PublicPorts: rec.Params.PublicPorts}
 		had = false
 	} else {
 		delete(m.routes, rec.ID)

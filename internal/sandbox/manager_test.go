@@ -146,9 +146,9 @@ func TestCreate(t *testing.T) {
 		if diff := cmp.Diff(want, spec); diff != "" {
 			t.Errorf("spec given to the backend (-want +got):\n%s", diff)
 		}
-		addr, token, ok := e.m.Resolve(rec.ID)
-		if !ok || addr.Port() != sandbox.AgentPort || token != rec.Token {
-			t.Errorf("Resolve = %v %v %v; want the agent port and the sandbox's token", addr, token != "", ok)
+		rt, ok := e.m.Route(rec.ID)
+		if !ok || rt.Agent.Port() != sandbox.AgentPort || rt.Token != rec.Token {
+			t.Errorf("Route = %v %v %v; want the agent port and the sandbox's token", rt.Agent, rt.Token != "", ok)
 		}
 		got, err := e.m.Get(t.Context(), "alice", rec.ID)
 		if err != nil || got.State != sandbox.StateRunning || got.Metadata["task"] != "42" {
@@ -257,7 +257,7 @@ func TestTimeoutKills(t *testing.T) {
 		if e.running(rec.ID) {
 			t.Errorf("the backend still runs the timed-out sandbox")
 		}
-		if _, _, ok := e.m.Resolve(rec.ID); ok {
+		if _, ok := e.m.Route(rec.ID); ok {
 			t.Errorf("Resolve still finds the timed-out sandbox")
 		}
 		evs, _ := e.store.Events(t.Context(), rec.ID)
@@ -366,7 +366,7 @@ func TestPauseConnect(t *testing.T) {
 		if _, paused, _, _ := e.be.Sandbox(rec.ID); !paused {
 			t.Errorf("the backend did not pause the sandbox")
 		}
-		if _, _, ok := e.m.Resolve(rec.ID); ok {
+		if _, ok := e.m.Route(rec.ID); ok {
 			t.Errorf("Resolve finds a paused sandbox")
 		}
 		if _, err := e.m.Pause(t.Context(), "alice", rec.ID); !errors.Is(err, desktop.ErrConflict) {
@@ -434,7 +434,7 @@ func TestRestartAdopts(t *testing.T) {
 		if err != nil || !got.EndAt.Equal(long.EndAt) {
 			t.Errorf("adopted sandbox ends at %v (%v), want its old end %v", got.EndAt, err, long.EndAt)
 		}
-		if _, _, ok := e.m.Resolve(long.ID); !ok {
+		if _, ok := e.m.Route(long.ID); !ok {
 			t.Errorf("Resolve does not find the adopted sandbox")
 		}
 		time.Sleep(time.Until(long.EndAt))

@@ -33,7 +33,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // intoProxy hands r, which names a sandbox, to the proxy.
 func (s *Server) intoProxy(w http.ResponseWriter, r *http.Request) {
 	if id, ok := s.e2bTarget(r); ok {
-		if _, _, running := s.manager.Resolve(id); !running {
+		if _, running := s.manager.Route(id); !running {
 			// E2B's edge answers 502 for a sandbox that is gone or not
 			// running; the SDK's isRunning() reads it as false.
 			w.Header().Set("Content-Type", "application/json")

@@ -75,11 +75,11 @@ const agentUpgradeTimeout = 45 * time.Second
 
 // serveRFB bridges an authorized viewer's WebSocket to the sandbox.
 func (s *Service) serveRFB(w http.ResponseWriter, r *http.Request, c Claims) error {
-	addr, token, ok := s.sb.Resolve(c.Sandbox)
+	rt, ok := s.sb.Route(c.Sandbox)
 	if !ok {
 		return desktop.Errorf(desktop.CodeUnavailable, "sandbox %s is not running; resume it to view it", c.Sandbox)
 	}
-	up, err := s.dialAgent(r.Context(), addr, token, c.Window)
+	up, err := s.dialAgent(r.Context(), rt.Agent, rt.Token, c.Window)
 	if err != nil {
 		return err
 	}

@@ -107,10 +107,10 @@ func (f *fakeSandboxes) Get(ctx context.Context, owner, id string) (sandbox.Reco
 	return sandbox.Record{ID: id, Owner: owner, State: st}, nil
 }
 
-func (f *fakeSandboxes) Resolve(id string) (netip.AddrPort, string, bool) {
+func (f *fakeSandboxes) Route(id string) (sandbox.Route, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.addr, "agent-token", id == sbxA && !f.down
+	return sandbox.Route{Agent: f.addr, Token: "agent-token"}, id == sbxA && !f.down
 }
 
 func (f *fakeSandboxes) setDown(down bool) {

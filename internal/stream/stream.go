@@ -22,7 +22,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,9 +38,9 @@ const DefaultNoVNCDir = "/usr/share/novnc"
 type Sandboxes interface {
 	// Get returns owner's sandbox id, or an error of class not found.
 	Get(ctx context.Context, owner, id string) (sandbox.Record, error)
-	// Resolve tells where the agent of a running sandbox listens and its
+	// Route tells where the agent of a running sandbox listens and its
 	// access token; ok is false when the sandbox is not running.
-	Resolve(id string) (addr netip.AddrPort, token string, ok bool)
+	Route(id string) (r sandbox.Route, ok bool)
 }
 
 // Authenticator checks an API key and returns its owner.
@@ -197,7 +196,7 @@ func (s *Service) watch(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, ss := range s.open(func(*session) bool { return true }) {
-				if _, _, ok := s.sb.Resolve(ss.claims.Sandbox); !ok {
+				if _, ok := s.sb.Route(ss.claims.Sandbox); !ok {
 					ss.end(endSandboxGone, fmt.Sprintf("sandbox %s stopped running", ss.claims.Sandbox))
 				} else if !now.Before(ss.claims.ExpiresAt) {
 					ss.end(endExpired, "the stream URL expired")
