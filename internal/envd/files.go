@@ -14,6 +14,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"strconv"
@@ -42,6 +43,50 @@ func Sign(path, op, username, token string, expires time.Time) string {
 	return "v1_" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
+// FileOp is the signing operation of a /files request by its method: "read"
+// for GET and HEAD, "write" for POST; ok is false for other methods.
+func FileOp(method string) (op string, ok bool) {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return opRead, true
+	case http.MethodPost:
+		return opWrite, true
+	}
+	return "", false
+}
+
+// FileSignature is the signature of a signed /files URL, as its query
+// carries it.
+type FileSignature struct {
+	Sig      string    // signature
+	Path     string    // path
+	Username string    // username
+	Expires  time.Time // signature_expiration; zero: none
+}
+
+// ParseFileSignature reads the signature of a /files query; ok is false
+// when the query has none.
+func ParseFileSignature(q url.Values) (sig FileSignature, ok bool, err error) {
+	sig = FileSignature{Sig: q.Get("signature"), Path: q.Get("path"), Username: q.Get("username")}
+	if sig.Sig == "" {
+		return sig, false, nil
+	}
+	if e := q.Get("signature_expiration"); e != "" {
+		n, err := strconv.ParseInt(e, 10, 64)
+		if err != nil {
+			return sig, true, errors.New("signature_expiration is not a unix time")
+		}
+		sig.Expires = time.Unix(n, 0)
+	}
+	return sig, true, nil
+}
+
+// Matches reports whether sig was made for op with token (expiry aside).
+func (sig FileSignature) Matches(op, token string) bool {
+	want := Sign(sig.Path, op, sig.Username, token, sig.Expires)
+	return subtle.ConstantTimeCompare([]byte(sig.Sig), []byte(want)) == 1
+}
+
 // httpError is the JSON error body of the plain HTTP routes.
 type httpError struct {
 	Code    int    `json:"code"`
@@ -62,24 +107,15 @@ func (s *Service) filesAuth(r *http.Request, op string) error {
 	if s.cfg.Token == "" || tokenOK(r.Header, s.cfg.Token) {
 		return nil
 	}
-	q := r.URL.Query()
-	sig := q.Get("signature")
-	if sig == "" {
+	sig, signed, err := ParseFileSignature(r.URL.Query())
+	switch {
+	case err != nil:
+		return errors.New("unauthorized access: " + err.Error())
+	case !signed:
 		return errUnauthorized
-	}
-	var exp time.Time
-	if e := q.Get("signature_expiration"); e != "" {
-		n, err := strconv.ParseInt(e, 10, 64)
-		if err != nil {
-			return errors.New("unauthorized access: signature_expiration is not a unix time")
-		}
-		exp = time.Unix(n, 0)
-		if time.Now().After(exp) {
-			return errors.New("unauthorized access: the signature has expired")
-		}
-	}
-	want := Sign(q.Get("path"), op, q.Get("username"), s.cfg.Token, exp)
-	if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
+	case !sig.Expires.IsZero() && time.Now().After(sig.Expires):
+		return errors.New("unauthorized access: the signature has expired")
+	case !sig.Matches(op, s.cfg.Token):
 		return errors.New("unauthorized access: the signature does not match")
 	}
 	return nil

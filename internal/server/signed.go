@@ -1,12 +1,9 @@
 package server
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/cubicle-dev/cubicle/internal/e2bapi"
 	"github.com/cubicle-dev/cubicle/internal/envd"
@@ -26,36 +23,24 @@ func (s *Server) serveSignedFiles(w http.ResponseWriter, r *http.Request) bool {
 	if r.URL.Path != "/files" {
 		return false
 	}
-	var op string
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		op = "read"
-	case http.MethodPost:
-		op = "write"
-	default:
+	op, ok := envd.FileOp(r.Method)
+	if !ok {
 		return false
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
-	sig := q.Get("signature")
-	if err != nil || sig == "" {
+	if err != nil {
 		return false
 	}
-	var exp time.Time
-	if e := q.Get("signature_expiration"); e != "" {
-		n, err := strconv.ParseInt(e, 10, 64)
-		if err != nil {
-			writeSignedError(w, "signature_expiration is not a unix time")
-			return true
-		}
-		exp = time.Unix(n, 0)
+	sig, signed, err := envd.ParseFileSignature(q)
+	if !signed {
+		return false
 	}
-	path, user := q.Get("path"), q.Get("username")
+	if err != nil {
+		writeSignedError(w, err.Error())
+		return true
+	}
 	id, ok := s.manager.FindRoute(func(_ string, rt sandbox.Route) bool {
-		if rt.Token == "" {
-			return false
-		}
-		want := envd.Sign(path, op, user, rt.Token, exp)
-		return subtle.ConstantTimeCompare([]byte(sig), []byte(want)) == 1
+		return rt.Token != "" && sig.Matches(op, rt.Token)
 	})
 	if !ok {
 		writeSignedError(w, "the signature matches no running sandbox: it is for another path or operation, "+
